@@ -1,0 +1,34 @@
+"""The `personasim` command: a thin typer app; each sub-command group lives in its own file."""
+
+from __future__ import annotations
+
+import typer
+
+from personasim import __version__
+from personasim.cli import personas as personas_cli
+from personasim.cli.common import run_cli
+
+app = typer.Typer(
+    name="personasim",
+    help="Walk simulated learners (personas) through learning modules and grade what they make of them.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+app.add_typer(personas_cli.app, name="personas")
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"personasim {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
+) -> None:
+    """personasim: simulated learners for learning-module design."""
+
+
+def main() -> None:
+    run_cli(app)
