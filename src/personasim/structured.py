@@ -97,7 +97,11 @@ def response_format(response_model: type[BaseModel], mode: StructuredMode) -> di
     if mode == "json_schema":
         return {
             "type": "json_schema",
-            "json_schema": {"name": schema_name(response_model), "schema": strict_schema(response_model), "strict": True},
+            "json_schema": {
+                "name": schema_name(response_model),
+                "schema": strict_schema(response_model),
+                "strict": True,
+            },
         }
     if mode == "json_object_schema":
         return {"type": "json_object", "schema": response_schema(response_model)}

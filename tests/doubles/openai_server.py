@@ -85,7 +85,9 @@ class Reply:
         return cls(text=None, refusal=refusal, **kw)
 
     @classmethod
-    def error(cls, status: int, message: str = "error", type: str = "invalid_request_error", code: str | None = None, **kw: Any) -> Reply:  # noqa: A002
+    def error(
+        cls, status: int, message: str = "error", type: str = "invalid_request_error", code: str | None = None, **kw: Any
+    ) -> Reply:  # noqa: A002 - `type` mirrors the OpenAI error body field
         return cls(text=None, status=status, error_message=message, error_type=type, error_code=code, **kw)
 
     @classmethod
@@ -249,6 +251,7 @@ def error_body(reply: Reply) -> dict[str, Any]:
 class _Handler(BaseHTTPRequestHandler):
     fake: FakeOpenAIServer
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body go in separate writes; no 40 ms delayed-ACK stalls
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - keep test output quiet
         pass

@@ -9,6 +9,7 @@ from personasim.cli import modules as modules_cli
 from personasim.cli import local as local_cli
 from personasim.cli import personas as personas_cli
 from personasim.cli import recordings as recordings_cli
+from personasim.cli import run as run_cmds
 from personasim.cli.common import run_cli
 
 app = typer.Typer(
@@ -21,6 +22,7 @@ app.add_typer(personas_cli.app, name="personas")
 app.add_typer(recordings_cli.app, name="recordings")
 app.add_typer(local_cli.app, name="local")
 app.add_typer(modules_cli.app, name="modules")
+run_cmds.register(app)  # run, grade, criteria
 
 
 def _version(value: bool) -> None:

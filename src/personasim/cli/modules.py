@@ -43,6 +43,14 @@ def resolve_module(target: str, paths: list[Path] | None) -> LearningModule:
     return find_module(_paths(paths), target)
 
 
+def _table(*columns: str, keep_whole: tuple[str, ...] = ()) -> Table:
+    """A table whose `keep_whole` columns (ids, refs) never wrap, so they can be copied."""
+    table = Table()
+    for column in columns:
+        table.add_column(column, no_wrap=column in keep_whole, overflow="fold")
+    return table
+
+
 def _summary(module: LearningModule) -> dict[str, Any]:
     return {
         "ref": module.ref,
@@ -65,7 +73,7 @@ def list_modules(paths: list[Path] | None = PATHS_ARG, as_json: bool = JSON_OPT)
     if as_json:
         print_json([_summary(m) for m in modules])
         return
-    table = Table("ref", "title", "steps", "minutes", "format")
+    table = _table("ref", "title", "steps", "minutes", "format", keep_whole=("ref",))
     for m in modules:
         table.add_row(*map(Text, (m.ref, m.title, str(len(m.steps)), _minutes(m.total_minutes), m.delivery_format)))
     console.print(table)
@@ -92,7 +100,7 @@ def show(
     console.print(f"{module.path}   {module.content_hash}", highlight=False, markup=False)
     for outcome in module.learning_outcomes:
         console.print(f"  - {outcome}", highlight=False, markup=False)
-    table = Table("#", "id", "title", "min", "activity", "questions", "serves")
+    table = _table("#", "id", "title", "min", "activity", "questions", "serves", keep_whole=("id",))
     for number, step in enumerate(module.steps, start=1):
         cells = (
             str(number),
@@ -148,13 +156,11 @@ def _print_diff(result: ModuleDiff) -> None:
         console.print(f"front matter changed: {', '.join(result.module_fields_changed)}", markup=False)
     rows: list[StepDiff] = [*result.removed, *result.changed, *result.added]
     if rows:
-        table = Table("change", "step", "title", "min before", "min after", "what changed")
+        table = _table("change", "step", "min before", "min after", "what changed", keep_whole=("step",))
         for row in rows:
-            title = row.title_after if row.title_after is not None else row.title_before
             cells = (
                 row.status,
                 row.label,
-                title or "",
                 _minutes(row.minutes_before),
                 _minutes(row.minutes_after),
                 ", ".join(row.changed_fields),

@@ -1,5 +1,157 @@
-"""`personasim personas ...` (filled in by the persona work)."""
+"""`personasim personas ...`: list, show, validate and lint persona documents; print the schema."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
 
 import typer
+from rich.table import Column, Table
+from rich.text import Text
+
+from personasim.cli.common import console, err_console, guarded, print_json
+from personasim.errors import InputError
+from personasim.persona import Persona
+from personasim.persona_lint import lint_personas
+from personasim.persona_parser import find_persona, load_personas, parse_personas, persona_files, read_persona_file
 
 app = typer.Typer(help="Read, check and show learner personas.", no_args_is_help=True)
+
+DEFAULT_PATH = Path("personas")
+PathsArg = Annotated[
+    list[Path] | None, typer.Argument(help="Persona files or folders (all *.md in them). Default: personas/")
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
+
+def _paths(paths: list[Path] | None) -> list[Path]:
+    return paths or [DEFAULT_PATH]
+
+
+def persona_summary(persona: Persona) -> dict[str, Any]:
+    hours = persona.hours_per_week
+    return {
+        "id": persona.id,
+        "number": persona.number,
+        "title": persona.title,
+        "stage": persona.stage.name if persona.stage else None,
+        "hours_per_week": hours.model_dump() if hours else None,
+        "gaps": len(persona.gaps),
+        "misunderstandings": len(persona.misunderstandings),
+        "source": f"{persona.source.path}:{persona.source.line}" if persona.source else None,
+    }
+
+
+def _hours_text(persona: Persona) -> str:
+    hours = persona.hours_per_week
+    if hours is None:
+        return "-"
+    low, high = (f"{value:g}" for value in (hours.min, hours.max))
+    return low if low == high else f"{low}-{high}"
+
+
+@app.command("list")
+@guarded
+def list_personas(paths: PathsArg = None, as_json: JsonOpt = False) -> None:
+    """List the personas in PATH...: id, number, title, stage, hours/week, #gaps, #misunderstandings."""
+    personas = load_personas(_paths(paths))
+    if as_json:
+        print_json([persona_summary(p) for p in personas])
+        return
+    table = Table(
+        Column("id", overflow="fold", min_width=16),
+        "no.",
+        Column("title", min_width=12),
+        Column("stage", no_wrap=True),
+        Column("hrs/wk", no_wrap=True),
+        "gaps",
+        Column("misund.", no_wrap=True),
+    )
+    for persona in personas:
+        table.add_row(
+            persona.id,
+            str(persona.number),
+            persona.title,
+            persona.stage.name.split(":")[0] if persona.stage else "-",
+            _hours_text(persona),
+            str(len(persona.gaps)),
+            str(len(persona.misunderstandings)),
+        )
+    console.print(table)
+
+
+@app.command("show")
+@guarded
+def show(
+    persona_id: Annotated[str, typer.Argument(metavar="ID", help="Persona id, e.g. p17-assistant-director-of-finance")],
+    path: Annotated[list[Path] | None, typer.Option("--path", help="File or folder; repeatable.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show every field of one persona."""
+    persona = find_persona(_paths(path), persona_id)
+    data = persona.model_dump(mode="json")
+    if as_json:
+        print_json(data)
+        return
+    console.print(Text.assemble((persona.id, "bold"), f"  Persona {persona.number}: {persona.title}"))
+    _print_value(data, indent=0)
+
+
+def _print_value(value: Any, indent: int) -> None:
+    pad = "  " * indent
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if item in (None, "", [], {}):
+                continue
+            nested = isinstance(item, dict | list)
+            console.print(Text.assemble(pad, (str(key), "bold"), ":", "" if nested else f" {item}"))
+            if nested:
+                _print_value(item, indent + 1)
+    elif isinstance(value, list):
+        for item in value:
+            if isinstance(item, dict | list):
+                _print_value(item, indent + 1)
+            else:
+                console.print(Text(f"{pad}- {item}"))
+
+
+@app.command("validate")
+@guarded
+def validate(paths: PathsArg = None) -> None:
+    """Check that PATH... parse: one summary line per file; warnings on stderr; exit 1 on an error."""
+    failed = False
+    for file in persona_files(_paths(paths)):
+        try:
+            result = parse_personas(read_persona_file(file), str(file))
+        except InputError as exc:
+            err_console.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
+            failed = True
+            continue
+        for warning in result.warnings:
+            err_console.print(f"{warning}", markup=False, highlight=False, soft_wrap=True)
+        ids = ", ".join(p.id for p in result.personas)
+        typer.echo(f"{file}: ok, {len(result.personas)} personas ({ids}), {len(result.warnings)} warnings")
+    if failed:
+        raise typer.Exit(1)
+    load_personas(_paths(paths))  # ids must also be unique across files
+
+
+@app.command("lint")
+@guarded
+def lint(paths: PathsArg = None, as_json: JsonOpt = False) -> None:
+    """Report duplicate list items, stray escapes, empty and missing sections; exit 1 if any."""
+    findings = lint_personas(_paths(paths))
+    if as_json:
+        print_json([finding.to_dict() for finding in findings])
+    else:
+        for finding in findings:
+            typer.echo(str(finding))
+        err_console.print(f"{len(findings)} findings", highlight=False)
+    if findings:
+        raise typer.Exit(1)
+
+
+@app.command("schema")
+def schema() -> None:
+    """Print the JSON Schema of a Persona."""
+    print_json(Persona.model_json_schema())

@@ -1,0 +1,200 @@
+"""`personasim run`, `personasim grade RUN` and `personasim criteria show PERSONA` (thin: the work
+is in runner.py, grading.py and criteria.py)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Optional, TypeVar
+
+import pandas as pd
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from personasim.cli import llm_options as lo
+from personasim.cli.common import console, err_console, guarded, print_json
+from personasim.costs import PriceTable, format_cost
+from personasim.criteria import derive_criteria
+from personasim.llm import ChatClient, LLMSettings, build_client
+from personasim.module_loader import load_module, load_modules
+from personasim.persona_parser import find_persona, load_personas
+from personasim.prompts import Prompts
+from personasim.results import summary
+from personasim.runner import RunConfig, RunOutcome, RunProgress, UnitRecord, new_run_id, regrade, run
+
+criteria_app = typer.Typer(help="Show the evaluation criteria derived from a persona.", no_args_is_help=True)
+T = TypeVar("T")
+
+PromptsOpt = typer.Option(None, "--prompts", help="Prompt templates folder (default: ./prompts, else the package's).")
+OutOpt = typer.Option(Path("results"), "--out", help="Folder that holds run folders.")
+SequentialOpt = typer.Option(
+    False, "--sequential", help="One conversation (and its grading) at a time: best for a local llama.cpp server."
+)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("run")(run_cmd)
+    app.command("grade")(grade_cmd)
+    app.add_typer(criteria_app, name="criteria")
+
+
+class _Bar(RunProgress):
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+        self.task = progress.add_task("units", total=None)
+
+    def planned(self, todo: int, skipped: int) -> None:
+        note = f" ({skipped} already finished)" if skipped else ""
+        self.progress.update(self.task, total=todo, description=f"units{note}")
+
+    def unit_done(self, record: UnitRecord) -> None:
+        self.progress.advance(self.task)
+        if record.status == "failed":
+            self.progress.console.print(f"failed: {record.unit_id}: {record.error}", markup=False, highlight=False)
+
+
+def _with_progress(work: Callable[[ChatClient, RunProgress], Awaitable[T]], settings: LLMSettings) -> T:
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+
+    async def main() -> T:
+        client = build_client(settings)
+        try:
+            with Progress(*columns, console=err_console, transient=False) as progress:
+                return await work(client, _Bar(progress))
+        finally:
+            await client.aclose()
+
+    return asyncio.run(main())
+
+
+def _prices(settings: LLMSettings) -> PriceTable | None:
+    return PriceTable.from_file(settings.price_table) if settings.price_table else None
+
+
+def _print_outcome(outcome: RunOutcome) -> None:
+    frame, manifest = outcome.frame, outcome.manifest
+    by = ("persona_id",) if frame["module_version"].nunique() <= 1 else ("persona_id", "module_id", "module_version")
+    console.print(_summary_table(summary(frame, by), by))
+    statuses = list(manifest.units.values())
+    usage = manifest.usage["total"]
+    console.print(
+        f"{statuses.count('finished')} units finished, {statuses.count('failed')} failed, "
+        f"{outcome.skipped} reused; {len(frame)} rows; "
+        f"{usage['prompt_tokens']} prompt ({usage['cached_tokens']} cached) + {usage['completion_tokens']} "
+        f"completion tokens; cost {format_cost(manifest.cost_usd)}",
+        highlight=False,
+    )
+    flagged = int(frame["flags"].fillna("[]").ne("[]").sum()) if len(frame) else 0
+    if flagged:
+        console.print(f"{flagged} rows flagged (unverified evidence, disagreeing judges, ...): see the `flags` column")
+    console.print(f"results: {outcome.run_dir}", highlight=False, markup=False)
+
+
+def _summary_table(table: pd.DataFrame, by: tuple[str, ...]) -> Table:
+    out = Table(title="mean score (1-5) by lens")
+    for name in by:
+        out.add_column(name)
+    for lens in table.columns:
+        out.add_column(str(lens), justify="right")
+    for key, row in table.iterrows():
+        keys = key if isinstance(key, tuple) else (key,)
+        out.add_row(*map(str, keys), *("-" if pd.isna(v) else f"{v:.2f}" for v in row))
+    return out
+
+
+def _finish(outcome: RunOutcome, run_id: str, out: Path) -> None:
+    _print_outcome(outcome)
+    if outcome.failed:
+        err_console.print(
+            f"{len(outcome.failed)} units failed; retry them with: personasim run --resume {run_id} --out {out}",
+            markup=False, highlight=False,
+        )  # fmt: skip
+        raise typer.Exit(1)
+
+
+@guarded
+def run_cmd(
+    module: Optional[list[Path]] = typer.Option(None, "--module", help="Module version file or folder (repeatable)."),
+    personas: Optional[list[Path]] = typer.Option(None, "--personas", help="Persona file or folder (repeatable)."),
+    samples: int = typer.Option(1, "--samples", min=1, help="Conversations per persona x module version."),
+    judge_samples: int = typer.Option(1, "--judge-samples", min=1, help="Judge repeats per criterion."),
+    run_id: Optional[str] = typer.Option(None, "--run-id", help="Name of the run folder (default: timestamp)."),
+    resume: Optional[str] = typer.Option(None, "--resume", help="Finish run RUN: skip its finished units."),
+    out: Path = OutOpt,
+    sequential: bool = SequentialOpt,
+    prompts_dir: Optional[Path] = PromptsOpt,
+    config: lo.ConfigOpt = None, base_url: lo.BaseUrlOpt = None, model: lo.ModelOpt = None,
+    mode: lo.ModeOpt = None, concurrency: lo.ConcurrencyOpt = None, temperature: lo.TemperatureOpt = None,
+    seed: lo.SeedOpt = None, max_tokens: lo.MaxTokensOpt = None, recordings_dir: lo.RecordingsDirOpt = None,
+) -> None:  # fmt: skip
+    """Walk every persona through every module version, grade the transcripts, write results/<run>/."""
+    settings = lo.llm_settings(config=config, base_url=base_url, model=model, mode=mode, concurrency=concurrency,
+                               temperature=temperature, seed=seed, max_tokens=max_tokens,
+                               recordings_dir=recordings_dir)  # fmt: skip
+    if not resume and (not module or not personas):
+        raise typer.BadParameter("give --module and --personas (or --resume RUN)")
+    the_id = resume or run_id or new_run_id()
+    config_ = RunConfig(run_id=the_id, out_dir=out, samples=samples, judge_samples=judge_samples,
+                        sequential=sequential, resume=bool(resume))  # fmt: skip
+    loaded_personas = load_personas(personas) if personas else []
+    loaded_modules = load_modules(module) if module else []
+    prompts, prices = Prompts(prompts_dir), _prices(settings)
+    try:
+        outcome = _with_progress(
+            lambda client, bar: run(client, loaded_personas, loaded_modules, settings=settings, prompts=prompts,
+                                    config=config_, prices=prices, progress=bar),
+            settings,
+        )  # fmt: skip
+    except KeyboardInterrupt:
+        err_console.print(f"interrupted; finished units are saved: personasim run --resume {the_id} --out {out}")
+        raise typer.Exit(130) from None
+    _finish(outcome, the_id, out)
+
+
+@guarded
+def grade_cmd(
+    run_ref: str = typer.Argument(..., metavar="RUN", help="Run id (under --out) or run folder."),
+    judge_samples: Optional[int] = typer.Option(None, "--judge-samples", min=1, help="Default: as the run."),
+    out: Path = OutOpt,
+    sequential: Optional[bool] = typer.Option(None, "--sequential/--concurrent", help="Default: as the run."),
+    prompts_dir: Optional[Path] = PromptsOpt,
+    config: lo.ConfigOpt = None, base_url: lo.BaseUrlOpt = None, model: lo.ModelOpt = None,
+    mode: lo.ModeOpt = None, concurrency: lo.ConcurrencyOpt = None, temperature: lo.TemperatureOpt = None,
+    seed: lo.SeedOpt = None, max_tokens: lo.MaxTokensOpt = None, recordings_dir: lo.RecordingsDirOpt = None,
+) -> None:  # fmt: skip
+    """Re-grade a run's saved transcripts (no new simulation) and rebuild its results table."""
+    settings = lo.llm_settings(config=config, base_url=base_url, model=model, mode=mode, concurrency=concurrency,
+                               temperature=temperature, seed=seed, max_tokens=max_tokens,
+                               recordings_dir=recordings_dir)  # fmt: skip
+    run_dir = Path(run_ref) if Path(run_ref).is_dir() else out / run_ref
+    prompts, prices = Prompts(prompts_dir), _prices(settings)
+    outcome = _with_progress(
+        lambda client, bar: regrade(run_dir, client, settings=settings, prompts=prompts, judge_samples=judge_samples,
+                                    sequential=sequential, prices=prices, progress=bar),
+        settings,
+    )  # fmt: skip
+    _finish(outcome, outcome.manifest.run_id, run_dir.parent)
+
+
+@criteria_app.command("show")
+@guarded
+def criteria_show(
+    persona_id: str = typer.Argument(..., metavar="PERSONA", help="Persona id (or its number, e.g. p17)."),
+    personas: Optional[list[Path]] = typer.Option(None, "--personas", help="Persona files or folders (default: personas/)."),
+    module: Optional[Path] = typer.Option(None, "--module", help="Module version file the criteria are for."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+) -> None:  # fmt: skip
+    """The criteria a persona's transcripts are graded against."""
+    persona = find_persona(personas or [Path("personas")], persona_id)
+    criteria = derive_criteria(persona, load_module(module) if module else None)
+    if as_json:
+        print_json([c.model_dump(mode="json") for c in criteria])
+        return
+    table = Table(title=f"criteria for {persona.id}")
+    for name in ("id", "lens", "grader", "text"):
+        table.add_column(name, overflow="fold")
+    for c in criteria:
+        table.add_row(c.id, c.lens, c.grader, c.text)
+    console.print(table)

@@ -1,0 +1,383 @@
+"""Run a suite: every persona x module version x sample is one unit (simulate, then grade).
+
+Units run concurrently (the client's own limit bounds calls in flight), or one after another
+with `sequential=True`: a local llama.cpp server keeps one evaluated prefix, so each
+conversation and its grading run to the end before the next starts.
+
+Nothing finished is lost on Ctrl-C or a crash: a unit's transcript and grades are written before
+its record is appended to `units.jsonl`. `resume` skips units finished with the same config
+hash and redoes failed, changed and missing ones. The results table is always rebuilt from the
+per-unit grade files, in plan order, so a resumed run equals an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Literal
+
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from personasim import __version__
+from personasim.costs import PriceTable
+from personasim.criteria import Criterion, derive_criteria
+from personasim.errors import InputError
+from personasim.fileio import atomic_write_text
+from personasim.grading import gather_cancelling, grade_transcript
+from personasim.hashing import canonical_json, content_hash
+from personasim.llm import ChatClient, LLMError, LLMSettings
+from personasim.module import LearningModule
+from personasim.persona import Persona
+from personasim.prompts import Prompts
+from personasim.results import (
+    GradeFile, Manifest, RunPaths, load_unit, read_manifest, results_frame, save_grades, total_cost,
+    usage_totals, utc_now, write_manifest, write_results,
+)  # fmt: skip
+from personasim.simulate import generation_summary, module_fingerprint, persona_fingerprint, simulate_unit, unit_id_for
+from personasim.transcript import Transcript, load_transcript, save_transcript
+
+logger = logging.getLogger("personasim.runner")
+RUN_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+INPUTS_VERSION = 1
+
+
+class RunConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    run_id: str
+    out_dir: Path = Path("results")
+    samples: int = Field(default=1, ge=1)
+    judge_samples: int = Field(default=1, ge=1)
+    sequential: bool = False
+    resume: bool = False
+
+    @property
+    def run_dir(self) -> Path:
+        return self.out_dir / self.run_id
+
+
+class UnitRecord(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    unit_id: str
+    status: Literal["finished", "failed"]
+    config_hash: str
+    error: str | None = None
+    at: str = ""
+
+
+@dataclass
+class Unit:
+    persona: Persona
+    module: LearningModule
+    sample: int
+    criteria: list[Criterion]
+    unit_id: str
+    config_hash: str
+
+
+@dataclass
+class RunOutcome:
+    run_dir: Path
+    frame: pd.DataFrame
+    manifest: Manifest
+    skipped: int = 0
+    records: list[UnitRecord] = field(default_factory=list)
+
+    @property
+    def failed(self) -> dict[str, str]:
+        return self.manifest.unit_errors
+
+
+class RunProgress:
+    """Progress hooks (the CLI draws a bar); the default does nothing."""
+
+    def planned(self, todo: int, skipped: int) -> None: ...
+
+    def unit_done(self, record: UnitRecord) -> None: ...
+
+
+def new_run_id() -> str:
+    return datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(2)
+
+
+# --------------------------------------------------------------------------- plan
+
+
+def config_hash(persona: Persona, module: LearningModule, sample: int, criteria: list[Criterion],
+                judge_samples: int, settings: LLMSettings, prompts: Prompts) -> str:  # fmt: skip
+    """Everything that shapes a unit's transcript and grades; a change means the unit is redone."""
+    return content_hash(canonical_json({
+        "persona": persona_fingerprint(persona),
+        "module": module_fingerprint(module),
+        "sample": sample,
+        "criteria": [c.model_dump(mode="json") for c in criteria],
+        "judge_samples": judge_samples,
+        "generation": generation_summary(settings),
+        "prompts": prompts.template_hashes(),
+    }))  # fmt: skip
+
+
+def plan_units(personas: list[Persona], modules: list[LearningModule], samples: int, judge_samples: int,
+               settings: LLMSettings, prompts: Prompts) -> list[Unit]:  # fmt: skip
+    _check_unique([p.id for p in personas], "persona id")
+    _check_unique([m.ref for m in modules], "module version")
+    units = []
+    for persona in personas:
+        for module in modules:
+            criteria = derive_criteria(persona, module)
+            for sample in range(samples):
+                digest = config_hash(persona, module, sample, criteria, judge_samples, settings, prompts)
+                units.append(Unit(persona, module, sample, criteria, unit_id_for(persona, module, sample), digest))
+    return units
+
+
+def _check_unique(names: list[str], what: str) -> None:
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise InputError(None, None, f"duplicate {what}: {', '.join(dupes)}")
+
+
+# --------------------------------------------------------------------------- units.jsonl
+
+
+def read_unit_records(path: str | Path) -> dict[str, UnitRecord]:
+    """Latest record per unit. A torn last line (a crash mid-write) is ignored."""
+    path = Path(path)
+    if not path.is_file():
+        return {}
+    records: dict[str, UnitRecord] = {}
+    lines = path.read_text(encoding="utf-8", errors="replace").split("\n")
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            record = UnitRecord.model_validate_json(line)
+        except ValidationError:
+            logger.warning("%s:%d: unreadable unit record ignored (its unit will be redone)", path, number)
+            continue
+        records[record.unit_id] = record
+    return records
+
+
+def append_unit_record(path: str | Path, record: UnitRecord) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    prefix = b""
+    if path.is_file() and path.stat().st_size:
+        with path.open("rb") as handle:
+            handle.seek(-1, os.SEEK_END)
+            if handle.read(1) != b"\n":
+                prefix = b"\n"  # a torn last line must not swallow this record
+    with path.open("ab") as handle:
+        handle.write(prefix + record.model_dump_json().encode("utf-8") + b"\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+# --------------------------------------------------------------------------- inputs snapshot
+
+
+def write_inputs(paths: RunPaths, personas: list[Persona], modules: list[LearningModule]) -> None:
+    data = {
+        "version": INPUTS_VERSION,
+        "personas": [p.model_dump(mode="json") for p in personas],
+        "modules": [m.model_dump(mode="json") for m in modules],
+    }
+    atomic_write_text(paths.inputs, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+
+
+def read_inputs(paths: RunPaths) -> tuple[list[Persona], list[LearningModule]]:
+    try:
+        data = json.loads(paths.inputs.read_text(encoding="utf-8"))
+        return (
+            [Persona.model_validate(p) for p in data["personas"]],
+            [LearningModule.model_validate(m) for m in data["modules"]],
+        )
+    except FileNotFoundError as exc:
+        raise InputError(paths.inputs, None, "no inputs snapshot: not a run folder") from exc
+    except (ValueError, KeyError, TypeError) as exc:
+        raise InputError(paths.inputs, None, f"unreadable inputs snapshot: {exc}") from exc
+
+
+# --------------------------------------------------------------------------- run
+
+
+UnitWork = Callable[["_Context", Unit], Awaitable[UnitRecord]]
+
+
+@dataclass
+class _Context:
+    client: ChatClient
+    settings: LLMSettings
+    prompts: Prompts
+    config: RunConfig
+    paths: RunPaths
+    progress: RunProgress
+
+
+async def _do_unit(ctx: _Context, unit: Unit) -> UnitRecord:
+    try:
+        transcript = await simulate_unit(ctx.client, unit.persona, unit.module, unit.sample, ctx.settings,
+                                         ctx.prompts, run_id=ctx.config.run_id)  # fmt: skip
+        save_transcript(transcript, ctx.paths.transcript(unit.unit_id))
+        if transcript.status == "finished":
+            await _grade_unit(ctx, transcript, unit.persona, unit.module, unit.criteria)
+        status, error = transcript.status, transcript.error
+    except LLMError as exc:
+        status, error = "failed", f"{type(exc).__name__}: {exc}"
+    except Exception as exc:  # a bug in one unit must not take the finished ones down with it
+        logger.exception("unit %s crashed", unit.unit_id)
+        status, error = "failed", f"{type(exc).__name__}: {exc}"
+    record = UnitRecord(unit_id=unit.unit_id, status=status, config_hash=unit.config_hash, error=error, at=utc_now())
+    append_unit_record(ctx.paths.units, record)
+    ctx.progress.unit_done(record)
+    return record
+
+
+async def _grade_unit(ctx: _Context, transcript: Transcript, persona: Persona, module: LearningModule,
+                      criteria: list[Criterion]) -> None:  # fmt: skip
+    grades = await grade_transcript(
+        ctx.client, transcript, persona, module, criteria, ctx.config.judge_samples,
+        settings=ctx.settings, prompts=ctx.prompts, concurrent=not ctx.config.sequential,
+    )  # fmt: skip
+    grade_file = GradeFile(
+        unit_id=transcript.unit_id, prompt_hashes=ctx.prompts.template_hashes(),
+        judge=generation_summary(ctx.settings), judge_samples=ctx.config.judge_samples, grades=grades,
+    )  # fmt: skip
+    save_grades(ctx.paths.grades(transcript.unit_id), grade_file)
+
+
+async def _run_all(ctx: _Context, units: list[Unit], work: UnitWork) -> list[UnitRecord]:
+    if ctx.config.sequential:
+        return [await work(ctx, u) for u in units]
+    return await gather_cancelling([work(ctx, u) for u in units])
+
+
+def _prepare(
+    config: RunConfig, personas: list[Persona], modules: list[LearningModule]
+) -> tuple[RunPaths, list[Persona], list[LearningModule]]:
+    paths = RunPaths(config.run_dir)
+    if not RUN_ID_RE.match(config.run_id):
+        raise InputError(None, None, f"run id {config.run_id!r}: use letters, digits, '.', '_' and '-'")
+    if config.resume:
+        if not paths.units.is_file() and not paths.inputs.is_file():
+            raise InputError(paths.root, None, "nothing to resume here (no units.jsonl)")
+        if not personas or not modules:
+            snap_personas, snap_modules = read_inputs(paths)
+            personas, modules = personas or snap_personas, modules or snap_modules
+    elif paths.units.is_file():
+        raise InputError(paths.root, None, f"run {config.run_id} already exists; resume it with --resume {config.run_id}")
+    if not personas or not modules:
+        raise InputError(None, None, "a run needs at least one persona and one module")
+    return paths, personas, modules
+
+
+async def run(client: ChatClient, personas: list[Persona], modules: list[LearningModule], *, settings: LLMSettings,
+              prompts: Prompts, config: RunConfig, prices: PriceTable | None = None,
+              progress: RunProgress | None = None) -> RunOutcome:  # fmt: skip
+    """Simulate and grade every unit not already finished, then rebuild the results table."""
+    paths, personas, modules = _prepare(config, personas, modules)
+    units = plan_units(personas, modules, config.samples, config.judge_samples, settings, prompts)
+    done = read_unit_records(paths.units) if config.resume else {}
+    todo = [u for u in units if not _finished(paths, done.get(u.unit_id), u)]
+    ctx = _Context(client, settings, prompts, config, paths, progress or RunProgress())
+    ctx.progress.planned(len(todo), len(units) - len(todo))
+    paths.root.mkdir(parents=True, exist_ok=True)
+    write_inputs(paths, personas, modules)
+    started, clock = utc_now(), time.perf_counter()
+    records = await _run_all(ctx, todo, _do_unit)
+    outcome = finalize(paths, units, settings, prompts, config, prices, started, time.perf_counter() - clock)
+    outcome.skipped, outcome.records = len(units) - len(todo), records
+    return outcome
+
+
+def _finished(paths: RunPaths, record: UnitRecord | None, unit: Unit) -> bool:
+    return (
+        record is not None
+        and record.status == "finished"
+        and record.config_hash == unit.config_hash
+        and paths.transcript(unit.unit_id).is_file()
+        and paths.grades(unit.unit_id).is_file()
+    )
+
+
+def finalize(paths: RunPaths, units: list[Unit], settings: LLMSettings, prompts: Prompts, config: RunConfig,
+             prices: PriceTable | None, started: str, duration_s: float,
+             regraded_at: str | None = None) -> RunOutcome:  # fmt: skip
+    """Rebuild the results table and manifest from the per-unit files, in plan order."""
+    records = read_unit_records(paths.units)
+    loaded, statuses, errors = [], {}, {}
+    for unit in units:
+        record = records.get(unit.unit_id)
+        if _finished(paths, record, unit):
+            loaded.append(load_unit(paths.root, unit.unit_id))
+            statuses[unit.unit_id] = "finished"
+        else:
+            statuses[unit.unit_id] = record.status if record else "not run"
+            if record and record.error:
+                errors[unit.unit_id] = record.error
+    frame = results_frame(loaded, prices)
+    write_results(paths.root, frame)
+    totals = usage_totals(loaded)
+    manifest = Manifest(
+        run_id=config.run_id, package_version=__version__, model=settings.model, seed=settings.seed,
+        settings=settings.model_dump(mode="json"), samples=config.samples, judge_samples=config.judge_samples,
+        sequential=config.sequential,
+        personas={u.persona.id: persona_fingerprint(u.persona) for u in units},
+        modules={u.module.ref: module_fingerprint(u.module) for u in units},
+        prompt_hashes=prompts.template_hashes(), started_at=started, finished_at=utc_now(),
+        duration_s=round(duration_s, 3), units=statuses, unit_errors=errors,
+        usage={k: v.model_dump() for k, v in totals.items()},
+        cost_usd=total_cost(settings.model, totals, prices), rows=len(frame), regraded_at=regraded_at,
+    )  # fmt: skip
+    write_manifest(paths.root, manifest)
+    return RunOutcome(paths.root, frame, manifest)
+
+
+# --------------------------------------------------------------------------- regrade
+
+
+async def regrade(run_dir: str | Path, client: ChatClient, *, settings: LLMSettings, prompts: Prompts,
+                  judge_samples: int | None = None, sequential: bool | None = None,
+                  prices: PriceTable | None = None, progress: RunProgress | None = None) -> RunOutcome:  # fmt: skip
+    """Grade the run's saved transcripts again (current criteria, judge and templates); no simulation."""
+    paths = RunPaths(run_dir)
+    old = read_manifest(paths.root)
+    personas, modules = read_inputs(paths)
+    config = RunConfig(
+        run_id=old.run_id, out_dir=paths.root.parent, samples=old.samples,
+        judge_samples=judge_samples or old.judge_samples,
+        sequential=old.sequential if sequential is None else sequential,
+    )  # fmt: skip
+    units = plan_units(personas, modules, config.samples, config.judge_samples, settings, prompts)
+    records = read_unit_records(paths.units)
+    todo = [u for u in units if records.get(u.unit_id) and records[u.unit_id].status == "finished"]
+    ctx = _Context(client, settings, prompts, config, paths, progress or RunProgress())
+    ctx.progress.planned(len(todo), len(units) - len(todo))
+    clock = time.perf_counter()
+    await _run_all(ctx, todo, _regrade_unit)
+    return finalize(paths, units, settings, prompts, config, prices, old.started_at,
+                    time.perf_counter() - clock, regraded_at=utc_now())  # fmt: skip
+
+
+async def _regrade_unit(ctx: _Context, unit: Unit) -> UnitRecord:
+    try:
+        transcript = load_transcript(ctx.paths.transcript(unit.unit_id))
+        await _grade_unit(ctx, transcript, unit.persona, unit.module, unit.criteria)
+        status, error = "finished", None
+    except LLMError as exc:
+        status, error = "failed", f"{type(exc).__name__}: {exc}"
+    record = UnitRecord(unit_id=unit.unit_id, status=status, config_hash=unit.config_hash, error=error, at=utc_now())
+    append_unit_record(ctx.paths.units, record)
+    ctx.progress.unit_done(record)
+    return record

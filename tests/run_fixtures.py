@@ -1,0 +1,146 @@
+"""A synthetic but realistic run folder, built from the real models and written by results.py.
+
+Six Stage 3 personas walk through two versions of the LOTUS module (v2 engages them more);
+scores, engagement and misunderstandings vary by persona, step, sample and version from a
+seeded generator, so the folder is the same on every call with the same arguments.
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+from personasim.grading import Evidence, Grade, JudgeSample
+from personasim.results import GradeFile, Manifest, RunPaths, results_frame, save_grades, write_manifest, write_results
+from personasim.transcript import (
+    Barrier, EndReflection, ReflectionTurn, StepReaction, TokenUsage, Transcript, Turn, save_transcript,
+)  # fmt: skip
+
+PERSONAS = [
+    ("p17-assistant-director-of-finance", "Assistant Director of Finance"),
+    ("p18-primary-care-practice-manager", "Primary Care Practice Manager"),
+    ("p19-information-governance-lead", "Information Governance Lead"),
+    ("p20-primary-care-operations-lead-icb", "Primary Care Operations Lead (ICB)"),
+    ("p21-chief-allied-health-professional", "Chief Allied Health Professional"),
+    ("p22-specialist-doctor-in-dermatology", "Specialist Doctor in Dermatology"),
+]
+STEPS = ["fairness-and-compassion-defined", "gmc-good-medical-practice-2024", "what-regional-leaders-told-us",
+         "the-lotus-steps", "the-triage-template", "lessons-learnt"]  # fmt: skip
+CRITERIA = [
+    ("gap-01", "gaps", "judge", "Does the module help this learner close the gap: influencing across functions?"),
+    ("gap-02", "gaps", "judge", "Does the module help this learner close the gap: reading investigation data?"),
+    ("misunderstanding-01", "misunderstandings", "judge",
+     'Potential misunderstanding: "Compassion means avoiding accountability". Did it surface, and was it corrected?'),
+    ("competency-01", "competencies", "judge", "Does the learner show progress on: Build relationships (Stage 3)?"),
+    ("fit-time", "fit", "time_fit", "Does the module fit the 5-6 hours a week this learner has?"),
+    ("fit-abandonment", "fit", "abandonment", "Does the learner carry on to the end?"),
+    ("lens-power", "power", "judge", "Does the module engage with the power this learner holds and lacks?"),
+    ("lens-difference", "difference", "judge", "Does it engage with difference and identity?"),
+    ("lens-inclusion", "inclusion", "judge", "Does it support inclusive practice in this learner's setting?"),
+    ("lens-transformational", "transformational", "judge", "Does it invite critical reflection on assumptions?"),
+]  # fmt: skip
+MISUNDERSTANDINGS = [
+    "I think a just culture means nobody is ever held to account",
+    "Is the triage template a disciplinary tool?",
+    "I assumed WRES metrics only apply to medical staff",
+    "Does compassion mean I should delay an investigation?",
+]
+
+
+def _reaction(rng: random.Random, title: str, step: str, level: float, inject: str | None) -> StepReaction:
+    engagement = max(1, min(5, round(level + rng.uniform(-1, 1))))
+    relevance = max(1, min(5, round(level + rng.uniform(-1.2, 0.8))))
+    confused = [m for m in MISUNDERSTANDINGS if rng.random() < 0.22][:2]
+    if inject:
+        confused.append(inject[:200])
+    return StepReaction(
+        takeaway=f"As {title.lower()}, I took from '{step}' that fairness needs a process, not good intentions.",
+        how_it_lands=("It lands well: I can see it in my team's work." if engagement >= 3
+                      else "Feels distant from my day-to-day; I was skimming."),
+        relevance=relevance, engagement=engagement,
+        what_i_would_do="Try the four questions in my next case review with HR.",
+        misunderstandings=confused,
+        questions=["How would this work in a small practice?"] if rng.random() < 0.5 else [],
+        barriers=[Barrier(kind="time", detail="Month-end close eats my development hours")] if engagement < 3 else [],
+        would_continue=engagement >= 2, continue_reason="Worth my time so far." if engagement >= 2 else "Lost me here.",
+        minutes_spent=rng.randint(8, 30),
+    )  # fmt: skip
+
+
+def make_transcript(run_id: str, persona: tuple[str, str], version: str, sample: int, *, base: float,
+                    rng: random.Random, inject: str | None = None) -> Transcript:  # fmt: skip
+    pid, title = persona
+    turns = []
+    for i, step in enumerate(STEPS, start=1):
+        level = base + (0.4 * i / len(STEPS) if version == "v2" else -0.5 * i / len(STEPS))
+        reaction = _reaction(rng, title, step, level, inject if i == 2 else None)
+        usage = TokenUsage(prompt_tokens=1800 + 300 * i, completion_tokens=260, cached_tokens=1500 if i > 1 else 0)
+        turns.append(Turn(step_id=step, step_index=i, reaction=reaction, user_prompt=f"Step {i}: {step} ...",
+                          raw_text=reaction.model_dump_json(), usage=usage, model="gpt-4o-mini"))  # fmt: skip
+    abandoned = next((t.step_id for t in turns if not t.reaction.would_continue), None)
+    reflection = EndReflection(what_changed=inject or "I will ask 'what happened' before 'who did it'.",
+                               what_was_missing="Examples from primary care.", would_recommend=base > 3,
+                               recommend_reason="Practical, if long.")  # fmt: skip
+    return Transcript(
+        run_id=run_id, unit_id=f"{pid}__lotus@{version}__s{sample}", persona_id=pid,
+        persona_title=title + (inject or ""), persona_hash="ph-" + pid[:3], module_id="lotus", module_version=version,
+        module_title="Embedding Compassion and Fairness in NHS Investigations", module_hash=f"mh-{version}",
+        sample=sample, model="gpt-4o-mini", system_prompt=f"You are the {title}. This is a role-play." + (inject or ""),
+        turns=turns, first_abandoned_step=abandoned, duration_s=42.0 + sample,
+        reflection=ReflectionTurn(reflection=reflection, user_prompt="Look back", raw_text="{}", model="gpt-4o-mini"),
+    )  # fmt: skip
+
+
+def make_grades(t: Transcript, *, rng: random.Random, shift: float, inject: str | None = None) -> GradeFile:
+    grades = []
+    said = t.learner_texts()
+    for n, (cid, lens, grader, text) in enumerate(CRITERIA):
+        score = float(max(1, min(5, round(3 + shift + rng.uniform(-1.4, 1.4)))))
+        quotes = [Evidence(text=said[n % len(said)][:80], verified=True)]
+        if rng.random() < 0.2:
+            quotes.append(Evidence(text="I will champion equality at board level", verified=False))
+        rationale = f"The learner's answers on {lens} show {'clear' if score >= 4 else 'little'} movement."
+        if inject and n == 0:
+            rationale, quotes = inject, [Evidence(text=inject, verified=False)]
+        samples = [JudgeSample(sample_index=0, score=int(score), rationale=rationale)]
+        grades.append(Grade(
+            unit_id=t.unit_id, criterion_id=cid, criterion_text=text + (inject if inject and n == 1 else ""), lens=lens,
+            grader=grader, score=score, threshold=3.0, passed=score >= 3, rationale=rationale,
+            evidence=quotes if grader == "judge" else [], samples=samples if grader == "judge" else [],
+            evidence_verified=all(q.verified for q in quotes) if grader == "judge" else None,
+            judge_samples=2 if grader == "judge" else 0, score_sd=0.7 if grader == "judge" else None,
+            score_min=score - float(rng.random() < 0.3), score_max=score,
+            usage=TokenUsage(prompt_tokens=2400, completion_tokens=120, cached_tokens=2000), model="gpt-4o-mini",
+        ))  # fmt: skip
+    return GradeFile(unit_id=t.unit_id, grades=grades, judge_samples=2)
+
+
+def build_run(root: Path, run_id: str = "run-synthetic", *, versions: tuple[str, ...] = ("v1", "v2"),
+              samples: int = 2, personas: int = 6, seed: int = 7, inject: str | None = None) -> Path:  # fmt: skip
+    """Write results/<run_id>/ under `root` and return the folder."""
+    rng = random.Random(seed)
+    paths = RunPaths(root / run_id)
+    units = []
+    for p_index, persona in enumerate(PERSONAS[:personas]):
+        base = 2.6 + 0.35 * p_index
+        for version in versions:
+            for sample in range(samples):
+                t = make_transcript(run_id, persona, version, sample, base=base, rng=rng, inject=inject)
+                g = make_grades(t, rng=rng, shift=(0.9 if version == "v2" else 0.0) + (p_index - 2.5) * 0.2,
+                                inject=inject)  # fmt: skip
+                save_transcript(t, paths.transcript(t.unit_id))
+                save_grades(paths.grades(t.unit_id), g)
+                units.append((t, g))
+    frame = results_frame(units)
+    write_results(paths.root, frame)
+    usage = {"total": {"prompt_tokens": 912_000, "completion_tokens": 41_000, "cached_tokens": 640_000}}
+    write_manifest(paths.root, Manifest(
+        run_id=run_id, package_version="0.1.0", model="gpt-4o-mini", seed=0,
+        settings={"base_url": "https://api.openai.com/v1", "temperature": 0.0, "seed": 0, "max_tokens": 1024},
+        samples=samples, judge_samples=2, sequential=False,
+        personas={p: "ph-" + p[:3] for p, _ in PERSONAS[:personas]}, modules={f"lotus@{v}": f"mh-{v}" for v in versions},
+        prompt_hashes={"judge_system.md.j2": "abc123"}, started_at="2025-11-20T10:00:00+00:00",
+        finished_at="2025-11-20T10:14:00+00:00", duration_s=840.0, units={t.unit_id: "finished" for t, _ in units},
+        usage=usage, cost_usd=0.1734, rows=len(frame),
+    ))  # fmt: skip
+    return paths.root

@@ -1,0 +1,165 @@
+"""Graders: verbatim evidence checks, the judge's repeats and spread, deterministic graders."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from core_fixtures import make_module, make_persona
+from doubles.scripted_client import ScriptedClient
+from scripted_answers import scripted_text
+
+from personasim.criteria import derive_criteria
+from personasim.errors import PersonasimError
+from personasim.grading import content_tokens, grade_transcript, overlap, verify_quote
+from personasim.llm import LLMSettings, QuotaExceeded
+from personasim.prompts import Prompts
+from personasim.simulate import simulate_unit
+from personasim.transcript import Transcript
+
+SETTINGS = LLMSettings(model="judge-model", seed=0, max_reasks=1)
+PROMPTS = Prompts()
+LEARNER = ["I\u2019d  ask my team how our triage works.", "No time for this right now"]
+
+
+def test_quotes_match_verbatim_up_to_case_whitespace_and_quote_marks() -> None:
+    assert verify_quote("I'd ask my team how our triage works.", LEARNER)
+    assert verify_quote('"i\u2019D ASK my   team"', LEARNER)
+    assert verify_quote("I'd ask my team ... triage works", LEARNER)  # an ellipsis marks omitted words
+    assert not verify_quote("I would ask my team how our triage works", LEARNER)  # paraphrase
+    assert not verify_quote("ask my team ... no time", LEARNER)  # fragments from two answers
+    assert not verify_quote("", LEARNER) and not verify_quote("...", LEARNER)
+
+
+async def _transcript(steps: int = 3, persona=None) -> Transcript:
+    client = ScriptedClient(lambda call: scripted_text(call.messages))
+    return await simulate_unit(client, persona or make_persona(), make_module(steps=steps), 0, SETTINGS, PROMPTS)
+
+
+def _criterion(criterion_id: str, persona=None):
+    return next(c for c in derive_criteria(persona or make_persona(), make_module()) if c.id == criterion_id)
+
+
+async def _grade(client, transcript, criteria, judge_samples=1, persona=None, steps=3):
+    return await grade_transcript(client, transcript, persona or make_persona(), make_module(steps=steps), criteria,
+                                  judge_samples, settings=SETTINGS, prompts=PROMPTS)  # fmt: skip
+
+
+async def test_judge_repeats_give_mean_and_spread_with_their_own_sample_index() -> None:
+    transcript = await _transcript()
+    quote = transcript.turns[0].reaction.takeaway
+    verdicts = iter([2, 4, 3])
+    client = ScriptedClient(
+        lambda call: json.dumps({"rationale": "r", "evidence": [quote], "score": next(verdicts)})
+    )
+    [grade] = await _grade(client, transcript, [_criterion("gap-01")], judge_samples=3)
+    assert (grade.score, grade.score_sd, grade.score_min, grade.score_max) == (3.0, 1.0, 2.0, 4.0)
+    assert grade.judge_samples == 3 and [s.score for s in grade.samples] == [2, 4, 3]
+    assert [(c.options.sample_index, c.options.seed) for c in client.calls] == [(0, 0), (1, 1), (2, 2)]
+    assert grade.passed is True and grade.score_norm == 0.5
+    assert grade.evidence_verified is True and grade.flags == ["judge samples disagree"]
+    assert grade.usage.prompt_tokens == 300 and grade.model == "judge-model"
+
+
+async def test_judge_calls_share_the_transcript_prefix_and_end_with_the_criterion() -> None:
+    transcript = await _transcript()
+    client = ScriptedClient(lambda call: scripted_text(call.messages))
+    criteria = [c for c in derive_criteria(make_persona(), make_module()) if c.grader == "judge"]
+    await _grade(client, transcript, criteria)
+    systems = {c.messages[0]["content"] for c in client.calls}
+    assert len(systems) == 1
+    system = systems.pop()
+    assert transcript.turns[-1].reaction.takeaway in system
+    assert [c.messages[1]["content"].split()[1] for c in client.calls] == [c.id for c in criteria]
+
+
+async def test_unverified_evidence_is_flagged_not_hidden() -> None:
+    transcript = await _transcript()
+    client = ScriptedClient(lambda call: scripted_text(call.messages))
+    [grade] = await _grade(client, transcript, [_criterion("lens-power")])
+    assert [e.verified for e in grade.evidence] == [True, False]
+    assert grade.evidence_verified is False and "unverified evidence" in grade.flags
+    assert grade.evidence[1].text == "this module changed my whole career"
+
+
+async def test_a_high_score_without_verified_evidence_is_flagged() -> None:
+    transcript = await _transcript()
+    criterion = _criterion("gap-01")
+    client = ScriptedClient([json.dumps({"rationale": "no evidence", "evidence": [criterion.text], "score": 5})])
+    [grade] = await _grade(client, transcript, [criterion])
+    assert grade.score == 5 and grade.evidence_verified is False
+    assert grade.flags == ["unverified evidence", "high score without verified evidence"]
+
+
+async def test_a_judge_that_never_answers_validly_leaves_the_criterion_ungraded() -> None:
+    transcript = await _transcript()
+    client = ScriptedClient(lambda call: '{"score": 9}')
+    [grade] = await _grade(client, transcript, [_criterion("gap-01")])
+    assert grade.score is None and grade.passed is None
+    assert grade.error.startswith("StructuredOutputError") and grade.flags == ["judge failed"]
+    assert grade.usage.prompt_tokens == 200  # both asks counted
+
+
+async def test_other_llm_errors_propagate() -> None:
+    transcript = await _transcript()
+    client = ScriptedClient(lambda call: QuotaExceeded("insufficient_quota"))
+    with pytest.raises(QuotaExceeded):
+        await _grade(client, transcript, [_criterion("gap-01"), _criterion("gap-02")])
+
+
+async def test_failed_transcripts_are_not_graded() -> None:
+    transcript = (await _transcript()).model_copy(update={"status": "failed"})
+    with pytest.raises(PersonasimError, match="only finished"):
+        await _grade(ScriptedClient([]), transcript, [_criterion("gap-01")])
+
+
+async def test_time_fit_scores_the_share_of_a_week(monkeypatch) -> None:
+    # 3 steps x 20 min = 60 min; learner says 11 + 12 + 13 = 36 min.
+    transcript = await _transcript()
+    cases = [((4, 5), 5), ((2, 3), 4), ((1, 2), 3), ((0.5, 1), 2), ((0.25, 1), 1)]
+    for hours, expected in cases:
+        persona = make_persona(hours=hours)
+        [grade] = await _grade(ScriptedClient([]), transcript, [_criterion("fit-time", persona)], persona=persona)
+        assert grade.score == expected, (hours, grade.rationale)
+        assert "module estimate 60 min, learner's own estimate 36 min" in grade.rationale
+    persona = make_persona(hours=None)
+    [grade] = await _grade(ScriptedClient([]), transcript, [_criterion("fit-time", persona)], persona=persona)
+    assert grade.score is None and grade.passed is None
+
+
+async def test_time_fit_uses_the_learners_minutes_when_larger() -> None:
+    transcript = await _transcript()
+    for turn in transcript.turns:
+        turn.reaction = turn.reaction.model_copy(update={"minutes_spent": 100})
+    [grade] = await _grade(ScriptedClient([]), transcript, [_criterion("fit-time")])  # 300 of 300 min
+    assert grade.score == 3 and "100% of a week" in grade.rationale
+
+
+async def test_abandonment_scores_how_far_the_learner_got() -> None:
+    transcript = await _transcript(steps=4)
+    [grade] = await _grade(ScriptedClient([]), transcript, [_criterion("fit-abandonment")], steps=4)
+    assert grade.score == 5 and grade.evidence == []
+    quitter = make_persona(number=21, title="Chief Allied Health Professional")  # scripted to stop at step 2
+    transcript = await _transcript(steps=4, persona=quitter)
+    [grade] = await _grade(ScriptedClient([]), transcript, [_criterion("fit-abandonment", quitter)], persona=quitter,
+                           steps=4)  # fmt: skip
+    assert grade.score == 2.0 and grade.passed is False
+    assert "would stop at step 2 of 4" in grade.rationale
+    assert [e.text for e in grade.evidence] == ["No time for this right now"]
+
+
+def test_token_overlap_matches_paraphrases_not_unrelated_items() -> None:
+    expected = "Thinking finance leadership is purely technical"
+    assert content_tokens(expected) == {"finance", "leadership", "pure", "technical"}
+    assert overlap(expected, "I think that finance leadership is just technical work") >= 0.5
+    assert overlap(expected, "Not sure how triage of concerns works") == 0.0
+
+
+async def test_misunderstanding_coverage_counts_voiced_misunderstandings() -> None:
+    # The scripted learner voices misunderstanding k at step k: 2 steps -> 2 of 3.
+    transcript = await _transcript(steps=2)
+    [grade] = await _grade(ScriptedClient([]), transcript, [_criterion("misunderstanding-coverage")], steps=2)
+    assert grade.score == pytest.approx(1 + 4 * 2 / 3, abs=1e-4)
+    assert grade.rationale.startswith("2 of 3 voiced")
+    assert "not voiced: Assuming networking is about socialising" in grade.rationale
+    assert len(grade.evidence) == 2 and grade.evidence_verified is True

@@ -1,0 +1,54 @@
+"""Record with a real-looking API key set, then scan everything written: no key, no auth header."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from doubles.openai_server import FakeOpenAIServer, Reply
+from personasim.llm import LLMSettings, RecordingClient, build_client, complete_structured
+
+SECRET = "sk-proj-SECRETsecret0123456789abcdefXYZ"
+
+
+class Verdict(BaseModel):
+    ok: bool
+
+
+async def test_recordings_hold_no_key_and_no_auth_header(
+    openai_server: FakeOpenAIServer, tmp_path: Path, monkeypatch, caplog
+) -> None:
+    monkeypatch.setenv("PERSONASIM_TEST_KEY", SECRET)
+    caplog.set_level(logging.DEBUG)
+    recordings = tmp_path / "recordings"
+    settings = LLMSettings(
+        base_url=openai_server.base_url, model="fake-model", api_key_env="PERSONASIM_TEST_KEY", mode="record",
+        recordings_dir=recordings, backoff_initial_s=0.001, max_wait_s=0.01,
+    )  # fmt: skip
+    openai_server.enqueue(Reply.rate_limited(), Reply.ok("plain"), Reply.ok("bad"), Reply.json({"ok": True}))
+    client = build_client(settings)
+    assert isinstance(client, RecordingClient)
+    async with client:
+        await client.complete([{"role": "user", "content": "hello"}], settings.chat_options())
+        await complete_structured(client, [{"role": "user", "content": "judge"}], settings.chat_options(), Verdict)
+    client.write_used_keys(tmp_path / "used.txt")
+
+    # The key did reach the server, and only in the Authorization header.
+    for request in openai_server.chat_requests:
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        assert headers["authorization"] == f"Bearer {SECRET}"
+        assert not [k for k, v in headers.items() if SECRET in v and k != "authorization"]
+        assert SECRET.encode() not in request.raw
+
+    written = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert len(written) == 4  # three recordings + the used-keys file
+    for path in written:
+        text = path.read_text(encoding="utf-8")
+        lowered = text.lower()
+        assert SECRET not in text and SECRET[8:24] not in text, path
+        assert "authorization" not in lowered and "bearer" not in lowered, path
+        assert "personasim_test_key" not in lowered, path  # not even the variable's name
+    assert SECRET not in caplog.text and "bearer" not in caplog.text.lower()
+    assert SECRET not in repr(settings) and SECRET not in repr(client.__dict__) and SECRET not in repr(vars(client.inner))
