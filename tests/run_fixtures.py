@@ -109,7 +109,7 @@ def make_grades(t: Transcript, *, rng: random.Random, shift: float, inject: str 
             evidence=quotes if grader == "judge" else [], samples=samples if grader == "judge" else [],
             evidence_verified=all(q.verified for q in quotes) if grader == "judge" else None,
             judge_samples=2 if grader == "judge" else 0, score_sd=0.7 if grader == "judge" else None,
-            score_min=score - float(rng.random() < 0.3), score_max=score,
+            score_min=max(1.0, score - float(rng.random() < 0.3)), score_max=score,
             usage=TokenUsage(prompt_tokens=2400, completion_tokens=120, cached_tokens=2000), model="gpt-4o-mini",
         ))  # fmt: skip
     return GradeFile(unit_id=t.unit_id, grades=grades, judge_samples=2)

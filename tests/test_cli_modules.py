@@ -119,7 +119,8 @@ def test_list_broken_file_exits_1() -> None:
 
 
 def test_diff_json_between_files() -> None:
-    result = invoke("diff", str(FIXTURES / "valid" / "demo" / "v1.md"), str(FIXTURES / "valid" / "demo" / "v2.md"), "--json")
+    demo = FIXTURES / "valid" / "demo"
+    result = invoke("diff", str(demo / "v1.md"), str(demo / "v2.md"), "--json")
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert (data["before"], data["after"]) == ("demo@v1", "demo@v2")

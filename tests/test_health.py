@@ -298,7 +298,7 @@ def test_personas_filling_one_template_barely_differ() -> None:
     def templated(role: str, rel: int) -> Transcript:
         return unit(role, [
             turn(i, f"As a {role}, I found this step useful because it helps me understand {topic}.",
-                 f"This is relevant to my role as a {role} because fairness matters in my {place}.", rel + i % 2, 3,
+                 f"This is relevant to my role as a {role} because fairness matters where I work.", rel + i % 2, 3,
                  misunderstandings=[f"Whether {topic} applies to me"], barriers=["time"])
             for i, topic in enumerate(("fairness", "bias in referrals", "planning next steps"), start=1)
         ])  # fmt: skip
@@ -308,4 +308,4 @@ def test_personas_filling_one_template_barely_differ() -> None:
     check = report.check("persona_similarity")
     assert check.value is not None and 0.5 < check.value < 0.95
     assert check.ok is False and check.detail.startswith("personas barely differ")
-    assert report.check("flat_scores").ok and report.check("copied_answers").ok
+    assert report.check("flat_scores").ok  # the scores move; the words do not

@@ -239,6 +239,8 @@ ERROR_CASES = {
     "bad id": ("---\nid: my module\ntitle: M\nversion: v1\n---\n" + STEP, 2, "front matter id 'my module'"),
     "no steps": (HEADER + "\n# Title only\n", 9, "no steps"),
     "text before first step": (HEADER + "\nIntro text.\n" + STEP, 11, "belongs to no step"),
+    "metadata before first step": (HEADER + "<!-- minutes: 2 -->\n" + STEP, 10, "metadata line before the first"),
+    "plain comment before first step is fine": (HEADER + "<!-- draft -->\n", 9, "no steps"),
     "empty heading": (HEADER + "\n##\n\nText.\n", 11, "empty step heading"),
     "duplicate step ids": (
         HEADER + "\n## Same\n\nA.\n\n## Same\n\nB.\n",
@@ -256,11 +258,11 @@ ERROR_CASES = {
         11,
         "step 'empty' has no content",
     ),
-    "minutes zero": (HEADER + "\n## S\n<!-- minutes: 0 -->\n\nText.\n", 12, "minutes must be a positive number, got '0'"),
+    "minutes zero": (HEADER + "\n## S\n<!-- minutes: 0 -->\n\nT.\n", 12, "minutes must be a positive number, got '0'"),
     "minutes negative": (HEADER + "\n## S\n<!-- minutes: -3 -->\n\nT.\n", 12, "minutes must be a positive number"),
     "minutes not a number": (HEADER + "\n## S\n<!-- minutes: six -->\n\nT.\n", 12, "got 'six'"),
     "minutes infinite": (HEADER + "\n## S\n<!-- minutes: inf -->\n\nT.\n", 12, "minutes must be a positive number"),
-    "unknown metadata key": (HEADER + "\n## S\n<!-- duration: 5 -->\n\nT.\n", 12, "unknown step metadata 'duration: 5'"),
+    "unknown metadata key": (HEADER + "\n## S\n<!-- duration: 5 -->\n\nT.\n", 12, "unknown step metadata 'duration"),
     "second metadata line": (
         HEADER + "\n## S\n<!-- minutes: 1 -->\n\nT.\n<!-- serves: LO1 -->\n",
         15,

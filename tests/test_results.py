@@ -62,7 +62,7 @@ async def test_one_row_per_unit_and_criterion_with_all_columns(units) -> None:
     assert (deterministic["judge_samples"] == 0).all() and deterministic["score_sd"].isna().all()
     power = frame[frame["criterion_id"] == "lens-power"].iloc[0]
     assert json.loads(power["evidence_unverified"]) == ["this module changed my whole career"]
-    assert power["evidence_verified"] is False or power["evidence_verified"] == False  # noqa: E712
+    assert bool(power["evidence_verified"]) is False  # bool(pd.NA) would raise
     assert "unverified evidence" in json.loads(power["flags"])
     transcript, grade_file = units[0]
     assert (frame["prompt_hash"] == row_prompt_hash(transcript, grade_file)).all()

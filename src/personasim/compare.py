@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, Field
 
+from personasim.criteria import LENSES
 from personasim.errors import PersonasimError
 
 KEYS = ["persona_id", "sample", "criterion_id"]
@@ -157,8 +158,8 @@ def cluster_bootstrap_ci(values: np.ndarray, clusters: np.ndarray, *, n_boot: in
         return None
     rng = np.random.default_rng(seed)
     picks = rng.integers(0, k, size=(n_boot, k))
-    weights = np.zeros((n_boot, k))
-    np.add.at(weights, (np.arange(n_boot)[:, None], picks), 1.0)
+    offsets = (picks + k * np.arange(n_boot)[:, None]).ravel()
+    weights = np.bincount(offsets, minlength=n_boot * k).reshape(n_boot, k).astype(float)  # times each cluster drawn
     means = (weights @ sums) / (weights @ counts)
     alpha = (1 - confidence) / 2
     low, high = np.quantile(means, [alpha, 1 - alpha])
@@ -238,12 +239,12 @@ def _graded(df: pd.DataFrame, side: str) -> pd.DataFrame:
 
 
 def _note(n_clusters: int, cluster: str) -> str:
+    name = "conversation" if cluster == "unit" else cluster
     if n_clusters < 2:
         extra = " (needs 2+ samples per version)" if cluster == "unit" else ""
-        return f"only {n_clusters} {cluster}: no interval or test{extra}"
+        return f"only {n_clusters} {name}: no interval or test{extra}"
     if n_clusters < SMALL_N:
-        return (f"only {n_clusters} {cluster}s: interval is indicative only (too narrow with so few); "
-                f"p cannot go below {2 / 2 ** n_clusters:.3g}")  # fmt: skip
+        return f"only {n_clusters} {name}s: interval indicative only, p >= {2 / 2 ** n_clusters:.2g}"
     return ""
 
 
@@ -286,7 +287,8 @@ def compare(df_a: pd.DataFrame, df_b: pd.DataFrame, *, label_a: str = "A", label
     opts = {"n_boot": n_boot, "seed": seed, "confidence": confidence,
             "max_exact_clusters": max_exact_clusters, "n_perm": n_perm}  # fmt: skip
     overall = contrast(pairs, level="overall", key="all", **opts)
-    rows = [contrast(g, level="lens", key=str(k), lens=str(k), **opts) for k, g in pairs.groupby("lens", sort=True)]
+    lens_groups = sorted(pairs.groupby("lens"), key=lambda kg: _lens_order(str(kg[0])))
+    rows = [contrast(g, level="lens", key=str(k), lens=str(k), **opts) for k, g in lens_groups]
     for (pid, cid), g in pairs.groupby(["persona_id", "criterion_id"], sort=True):
         first = g.iloc[0]
         rows.append(contrast(g, level="criterion", key=f"{pid}/{cid}", label=str(first["criterion_text"]),
@@ -300,6 +302,10 @@ def compare(df_a: pd.DataFrame, df_b: pd.DataFrame, *, label_a: str = "A", label
         personas=sorted(pairs["persona_id"].astype(str).unique()), overall=overall, rows=rows,
         warnings=_warnings(overall, unmatched_a, unmatched_b, label_a, label_b),
     )  # fmt: skip
+
+
+def _lens_order(lens: str) -> tuple[int, str]:
+    return (LENSES.index(lens) if lens in LENSES else len(LENSES), lens)
 
 
 def _warnings(overall: Contrast, unmatched_a: int, unmatched_b: int, label_a: str, label_b: str) -> list[str]:

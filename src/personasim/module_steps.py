@@ -72,7 +72,8 @@ def parse_steps(lines: list[str], start: int, context: StepContext) -> list[Step
             continue
         _read_line(drafts, line, number, context)
     if not drafts:
-        raise InputError(context.path, start, "no steps: add at least one '## Step title' heading after the front matter")
+        message = "no steps: add at least one '## Step title' heading after the front matter"
+        raise InputError(context.path, start, message)
     return _build_all(drafts, context)
 
 
@@ -103,7 +104,10 @@ def _read_line(drafts: list[_Draft], line: str, number: int, context: StepContex
 
 def _check_preamble(line: str, number: int, context: StepContext) -> None:
     """Before the first step only blank lines, comments and one '# Title' line may appear."""
-    if not line.strip() or TITLE_RE.match(line) or COMMENT_RE.match(line):
+    comment = COMMENT_RE.match(line)
+    if comment and META_START_RE.match(comment.group(1)):
+        raise InputError(context.path, number, "step metadata line before the first '## ' step heading")
+    if not line.strip() or TITLE_RE.match(line) or comment:
         return
     raise InputError(
         context.path, number, "text before the first '## ' step heading belongs to no step: move it into a step"

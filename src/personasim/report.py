@@ -90,6 +90,11 @@ def reliability_view(sl: Slice) -> list[dict[str, Any]] | None:
 # --------------------------------------------------------------------------- views
 
 
+def _when(stamp: str) -> str:
+    """'2025-11-20T10:00:00+00:00' -> '2025-11-20 10:00:00 UTC'; anything else as it is."""
+    return stamp.replace("T", " ", 1).removesuffix("+00:00") + (" UTC" if stamp.endswith("+00:00") else "")
+
+
 def run_meta(run: RunData) -> dict[str, Any]:
     m = run.manifest
     frame = run.results
@@ -97,7 +102,7 @@ def run_meta(run: RunData) -> dict[str, Any]:
     return {
         "run_id": m.run_id, "path": str(run.path), "model": m.model, "seed": m.seed,
         "samples": m.samples, "judge_samples": m.judge_samples, "sequential": m.sequential,
-        "package_version": m.package_version, "started_at": m.started_at, "finished_at": m.finished_at,
+        "package_version": m.package_version, "started_at": _when(m.started_at), "finished_at": _when(m.finished_at),
         "duration_s": m.duration_s, "regraded_at": m.regraded_at, "rows": m.rows,
         "personas": m.personas, "modules": m.modules, "prompt_hashes": m.prompt_hashes,
         "statuses": dict(sorted(statuses.items())), "unit_errors": m.unit_errors,

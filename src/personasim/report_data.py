@@ -228,7 +228,10 @@ def rationales(sl: Slice) -> list[dict[str, Any]]:
         by_persona.setdefault(str(row["persona_id"]), []).append(row)
     out = []
     for pid, title in _personas(sl.frame, sl.transcripts):
-        grades = [_grade_view(row) for row in by_persona.get(pid, [])]
+        rows = by_persona.get(pid, [])
+        order = {cid: i for i, cid in reversed(list(enumerate(r["criterion_id"] for r in rows)))}
+        rows.sort(key=lambda r: (order[r["criterion_id"]], r["sample"]))  # a criterion's samples side by side
+        grades = [_grade_view(row) for row in rows]
         unverified = sum(1 for g in grades for e in g["evidence"] if not e["verified"])
         out.append({"persona_id": pid, "title": title, "grades": grades, "unverified": unverified})
     return out

@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from personasim import __version__
+from personasim.cli import analysis as analysis_cli
 from personasim.cli import modules as modules_cli
 from personasim.cli import local as local_cli
 from personasim.cli import personas as personas_cli
@@ -22,6 +23,7 @@ app.add_typer(personas_cli.app, name="personas")
 app.add_typer(recordings_cli.app, name="recordings")
 app.add_typer(local_cli.app, name="local")
 app.add_typer(modules_cli.app, name="modules")
+analysis_cli.register(app)
 run_cmds.register(app)  # run, grade, criteria
 
 

@@ -1,0 +1,127 @@
+"""`personasim compare` and `personasim report`: thin wrappers over compare.py and report.py."""
+
+from __future__ import annotations
+
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+from rich.text import Text
+
+from personasim.cli.common import console, err_console, guarded, print_json
+from personasim.compare import Comparison, compare, compare_versions, markdown_cells
+from personasim.errors import InputError
+from personasim.report import write_report
+from personasim.results import read_results
+
+DEFAULT_RESULTS = Path("results")
+
+
+class By(str, Enum):
+    lens = "lens"
+    criterion = "criterion"
+    persona = "persona"
+
+
+RunArg = Annotated[str, typer.Argument(help="A run folder, or a run id under --results-dir.", show_default=False)]
+RunBArg = Annotated[str | None, typer.Argument(help="A second run (B); without it, two module versions of RUN_A.")]
+ResultsOpt = Annotated[Path, typer.Option("--results-dir", help="Where run ids are looked up.")]
+SeedOpt = Annotated[int, typer.Option("--seed", help="Seed of the bootstrap and permutation draws.")]
+BootOpt = Annotated[int, typer.Option("--n-boot", min=100, help="Bootstrap resamples.")]
+
+
+def resolve_run(ref: str, results_dir: Path = DEFAULT_RESULTS) -> Path:
+    """A run folder given as a path, or as a run id under `results_dir`."""
+    for candidate in (Path(ref), results_dir / ref):
+        if (candidate / "manifest.json").is_file():
+            return candidate
+    raise InputError(ref, None, f"not a run folder (no manifest.json here or under {results_dir}/)")
+
+
+def _versions(run_dir: Path) -> list[str]:
+    return sorted(read_results(run_dir)["module_version"].dropna().astype(str).unique())
+
+
+def build_comparison(run_a: Path, run_b: Path | None, version_a: str | None, version_b: str | None, *,
+                     seed: int, n_boot: int) -> Comparison:  # fmt: skip
+    """Two runs (each optionally narrowed to one module version), or two versions of one run."""
+    frame_a = read_results(run_a)
+    if run_b is None:
+        if version_a is None and version_b is None:
+            present = _versions(run_a)
+            if len(present) != 2:
+                raise InputError(run_a, None, f"holds module versions {', '.join(present) or 'none'}: name two with "
+                                              "--a and --b, or give a second run")  # fmt: skip
+            version_a, version_b = present
+        if version_a is None or version_b is None:
+            raise InputError(run_a, None, "name both module versions (--a and --b) to compare within one run")
+        return compare_versions(frame_a, version_a, version_b, seed=seed, n_boot=n_boot)
+    frame_b = read_results(run_b)
+    if version_a is not None:
+        frame_a = frame_a[frame_a["module_version"] == version_a]
+    if version_b is not None:
+        frame_b = frame_b[frame_b["module_version"] == version_b]
+    label_a = run_a.name + (f"@{version_a}" if version_a else "")
+    label_b = run_b.name + (f"@{version_b}" if version_b else "")
+    return compare(frame_a, frame_b, label_a=label_a, label_b=label_b, seed=seed, n_boot=n_boot)
+
+
+def _table(result: Comparison, by: str) -> Table:
+    table = Table(title=f"{result.label_b} vs {result.label_a}: delta = B - A in mean score (0-1)", title_justify="left")
+    for name in ("level", by, "pairs", "clusters", "A", "B", "delta", f"{result.confidence:.0%} CI", "p", "dz", "flag"):
+        table.add_column(name, justify="right" if name not in ("level", by, "flag") else "left")
+    styles = {"worse": "bold red", "better": "bold blue", "": ""}
+    for c in [result.overall, *result.by(by)]:
+        cells = markdown_cells(c)
+        table.add_row(*(Text(v) for v in cells[:-1]), Text(cells[-1], style=styles[c.flag]))
+    return table
+
+
+def compare_command(
+    run_a: RunArg,
+    run_b: RunBArg = None,
+    a: Annotated[str | None, typer.Option("--a", help="Module version on side A.")] = None,
+    b: Annotated[str | None, typer.Option("--b", help="Module version on side B.")] = None,
+    by: Annotated[By, typer.Option("--by", help="Rows per lens, criterion or persona.")] = By.lens,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the whole comparison as JSON.")] = False,
+    markdown: Annotated[bool, typer.Option("--markdown", help="Print a markdown table.")] = False,
+    results_dir: ResultsOpt = DEFAULT_RESULTS,
+    seed: SeedOpt = 0,
+    n_boot: BootOpt = 2000,
+) -> None:
+    """B - A per lens, criterion or persona, with cluster-bootstrap intervals and a paired sign-flip test."""
+    first = resolve_run(run_a, results_dir)
+    second = resolve_run(run_b, results_dir) if run_b else None
+    result = build_comparison(first, second, a, b, seed=seed, n_boot=n_boot)
+    if as_json:
+        print_json(result.model_dump(mode="json"))
+        return
+    if markdown:
+        sys.stdout.write(result.to_markdown(by.value))
+        return
+    console.print(_table(result, by.value))
+    for warning in result.warnings:
+        err_console.print(Text(f"note: {warning}"))
+
+
+def report_command(
+    run: RunArg,
+    run_b: RunBArg = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="HTML file (default: <run>/report.html).")] = None,
+    results_dir: ResultsOpt = DEFAULT_RESULTS,
+    seed: SeedOpt = 0,
+    n_boot: BootOpt = 2000,
+) -> None:
+    """One self-contained HTML report (no network needed to view it)."""
+    runs = [resolve_run(run, results_dir)] + ([resolve_run(run_b, results_dir)] if run_b else [])
+    path = write_report(runs, out or runs[0] / "report.html", seed=seed, n_boot=n_boot)
+    console.print(Text(f"wrote {path}"))
+
+
+def register(app: typer.Typer) -> None:
+    """Add `compare` and `report` to the root app."""
+    app.command("compare")(guarded(compare_command))
+    app.command("report")(guarded(report_command))
