@@ -22,10 +22,11 @@ from personasim.transcript import Barrier, EndReflection, ReflectionTurn, StepRe
 STEPS = ("why-fairness", "bias-in-process", "plan")
 
 
-def turn(index: int, takeaway: str, lands: str, rel: int = 3, eng: int = 3, *, misunderstandings: list[str] | None = None,
-         barriers: list[str] | None = None, do: str = "", finish: str = "stop") -> Turn:  # fmt: skip
+def turn(index: int, takeaway: str, lands: str, rel: int = 3, eng: int = 3, *,
+         misunderstandings: list[str] | None = None, barriers: list[str] | None = None,
+         finish: str = "stop") -> Turn:  # fmt: skip
     reaction = StepReaction(
-        takeaway=takeaway, how_it_lands=lands, relevance=rel, engagement=eng, what_i_would_do=do,
+        takeaway=takeaway, how_it_lands=lands, relevance=rel, engagement=eng, what_i_would_do="",
         misunderstandings=misunderstandings or [], questions=[],
         barriers=[Barrier(kind="time", detail=b) for b in barriers or []],
         would_continue=True, continue_reason="", minutes_spent=10,
@@ -140,10 +141,13 @@ def test_healthy_run_passes_every_check() -> None:
     assert values["persona_similarity"] < 0.3
 
 
+ECHO = "building strategic relationships beyond finance"
+
+
 def test_degenerate_run_fails_and_says_why() -> None:
     units = [t.unit_id for t in DEGENERATE]
     results = judge_table([
-        (units[0], 5, ["building strategic relationships beyond finance"], ["building strategic relationships beyond finance"]),
+        (units[0], 5, [ECHO], [ECHO]),
         (units[1], 4, ["It lands well because I care about fairness in my work."], []),
         (units[2], 5, ["The learner clearly grew"], ["The learner clearly grew"]),
     ])  # fmt: skip

@@ -113,9 +113,8 @@ def test_every_required_section_missing(tmp_path):
 
 
 def test_empty_sections_and_values(tmp_path):
-    text = COMPLETE_PERSONA.replace("- Rota  PLANNING\n", "").replace(
-        "#### Contextual Constraints\n", "#### Prior Knowledge\n- **Gaps:**\n\n#### Evidence Gathering Capacity\n\n#### Contextual Constraints\n"
-    )
+    inserted = "#### Prior Knowledge\n- **Gaps:**\n\n#### Evidence Gathering Capacity\n\n#### Contextual Constraints\n"
+    text = COMPLETE_PERSONA.replace("- Rota  PLANNING\n", "").replace("#### Contextual Constraints\n", inserted)
     assert lint_text(tmp_path, text) == [(20, "empty-value"), (22, "empty-section")]
 
 

@@ -432,7 +432,9 @@ def test_variant_markdown_is_read():
     assert t.motivations == ["Two things:", "Safer buildings", "Lower bills"]
     assert p.evaluation_criteria == ["Uses estates examples"]
     assert p.extra == {"text": "Written by someone else."}
-    assert [(w.line, w.message.split(":")[0]) for w in result.warnings] == [(3, "loose text 'Written by someone else.' in the persona")]
+    assert [(w.line, w.message) for w in result.warnings] == [
+        (3, "loose text 'Written by someone else.' in the persona: kept in extra['text']")
+    ]
 
 
 def test_crlf_bom_and_lf_documents_parse_the_same():
@@ -557,6 +559,7 @@ def test_folder_loads_sorted_md_files(tmp_path):
     assert persona_files([tmp_path]) == [tmp_path / "a.md", tmp_path / "b.md"]
     assert [p.number for p in load_personas([tmp_path])] == [17, 18, 19, 20, 21, 22, 23]
     assert [p.number for p in load_personas([UNSEEN, SEED])] == [23, 17, 18, 19, 20, 21, 22]
+    assert persona_files([tmp_path / "a.md", tmp_path]) == [tmp_path / "a.md", tmp_path / "b.md"]
 
 
 def test_find_persona_by_id_or_number():

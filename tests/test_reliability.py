@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -13,11 +14,14 @@ from personasim.reliability import (
     NOTE_NO_SCORES,
     NOTE_UNPAIRED,
     OVERALL,
+    judge_agreement,
     judge_reliability,
     judge_scores_frame,
     krippendorff_alpha,
     repeat_scores,
 )
+from personasim.results import GradeFile, RunPaths, results_frame, save_grades
+from personasim.transcript import Transcript
 
 N = None
 # Krippendorff (2011), "Computing Krippendorff's Alpha-Reliability", section C: 4 observers x 12
@@ -87,7 +91,8 @@ def test_per_criterion_and_overall() -> None:
     gap, power, overall = table.to_dict("records")
     assert gap["lens"] == "gaps" and gap["alpha"] == pytest.approx(24 / 29, abs=1e-4)
     assert (gap["n_units"], gap["n_ratings"], gap["judge_samples"]) == (3, 6, 2)
-    assert gap["mean_spread"] == pytest.approx(1 / 3, abs=1e-4) and gap["exact_agreement"] == pytest.approx(2 / 3, abs=1e-4)
+    assert gap["mean_spread"] == pytest.approx(1 / 3, abs=1e-4)
+    assert gap["exact_agreement"] == pytest.approx(2 / 3, abs=1e-4)
     assert pd.isna(power["alpha"]) and power["agreement"] == 1.0 and "undefined" in power["note"]
     # Overall: values 1 x3, 2 x1, 3 x2, 4 x4 (n=10); D_o = 2/10, D_e = 322/90 -> alpha = 152/161.
     assert overall["alpha"] == pytest.approx(152 / 161, abs=1e-4) and overall["n_units"] == 5
@@ -154,9 +159,6 @@ def test_no_judge_rows() -> None:
 
 
 def test_reads_the_real_results_table() -> None:
-    from personasim.results import GradeFile, results_frame
-    from personasim.transcript import Transcript
-
     def unit(unit_id: str, scores: list[int | None]) -> tuple[Transcript, GradeFile]:
         t = Transcript(run_id="r", unit_id=unit_id, persona_id="p", persona_hash="h", module_id="m",
                        module_version="v1", module_hash="m", sample=0, model="x", system_prompt="")  # fmt: skip
@@ -169,3 +171,16 @@ def test_reads_the_real_results_table() -> None:
     frame = results_frame([unit("u1", [1, 1]), unit("u2", [1, 2]), unit("u3", [3, 3]), unit("u4", [2, None])])
     row = judge_reliability(frame).iloc[0]
     assert row["alpha"] == pytest.approx(24 / 29, abs=1e-4) and row["n_units"] == 3
+
+
+def test_agreement_reads_repeats_from_the_run_folder(tmp_path: Path) -> None:
+    table = pd.DataFrame([_table_row("u1", [1, 2, 4]), _table_row("u2", [3, 3, 3]), _table_row("u3", [5, 5, 4])])
+    assert judge_agreement(table).loc[0, "note"] == NOTE_NO_SCORES  # no run folder: k=3 cannot be rebuilt
+    for unit, scores in (("u1", [1, 2, 4]), ("u2", [3, 3, 3]), ("u3", [5, 5, 4])):
+        samples = [JudgeSample(sample_index=i, score=s) for i, s in enumerate(scores)]
+        grade = Grade(unit_id=unit, criterion_id="c", criterion_text="t", lens="gaps", grader="judge", threshold=3,
+                      judge_samples=3, samples=samples)  # fmt: skip
+        save_grades(RunPaths(tmp_path).grades(unit), GradeFile(unit_id=unit, grades=[grade]))
+    row = judge_agreement(table.iloc[::-1], tmp_path).iloc[0]  # order of rows does not matter
+    expected = krippendorff_alpha([[1, 2, 4], [3, 3, 3], [5, 5, 4]]).alpha
+    assert row["alpha"] == expected and row["n_ratings"] == 9 and row["note"] == ""

@@ -7,7 +7,6 @@ import json
 from pathlib import Path
 
 import pandas as pd
-import pytest
 from doubles.openai_server import FakeOpenAIServer, Reply
 from module_files import write_module
 from scripted_answers import scripted_answer
@@ -35,35 +34,31 @@ def llm_flags(server: FakeOpenAIServer) -> list[str]:
     return ["--base-url", server.base_url, "--model", "fake-model", "--mode", "live", "--concurrency", "8"]
 
 
-@pytest.fixture
-def modules(tmp_path: Path) -> list[Path]:
-    return [write_module(tmp_path / "modules", "v1", 2), write_module(tmp_path / "modules", "v2", 1)]
-
-
-def test_run_then_grade_reproduces_the_table(openai_server, modules, tmp_path, monkeypatch) -> None:
+def test_run_then_grade_reproduces_the_table(openai_server, tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("OPENAI_API_KEY", SECRET)
     script_server(openai_server)
     out = tmp_path / "results"
-    args = ["run", "--personas", str(REPO / "personas"), "--module", str(modules[0]), "--module", str(modules[1]),
-            "--run-id", "e2e", "--out", str(out), *llm_flags(openai_server)]  # fmt: skip
+    module = write_module(tmp_path / "modules", "v2", 2)  # one version keeps it quick; test_resume runs two
+    args = ["run", "--personas", str(REPO / "personas"), "--module", str(module), "--run-id", "e2e",
+            "--out", str(out), *llm_flags(openai_server)]  # fmt: skip
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
-    assert "mean score (1-5) by lens" in result.output and "12 units finished, 0 failed" in result.output
+    assert "mean score (1-5) by lens" in result.output and "6 units finished, 0 failed" in result.output
 
     run_dir = out / "e2e"
     frame = read_results(run_dir)
     assert set(REQUIRED) <= set(frame.columns) and tuple(frame.columns) == COLUMNS
-    assert frame["persona_id"].nunique() == 6 and sorted(frame["module_version"].unique()) == ["v1", "v2"]
+    assert frame["persona_id"].nunique() == 6 and list(frame["module_version"].unique()) == ["v2"]
     assert frame.groupby(["persona_id", "module_version", "sample", "criterion_id", "grader"]).size().max() == 1
     assert frame["score"].notna().all() and (frame["model"] == "fake-model").all()
     assert frame.loc[frame["grader"] == "judge", "prompt_tokens"].eq(50).all()
     assert frame["cost_usd"].isna().all()
-    assert (run_dir / "results.csv").is_file() and len(list((run_dir / "transcripts").glob("*.json"))) == 12
+    assert (run_dir / "results.csv").is_file() and len(list((run_dir / "transcripts").glob("*.json"))) == 6
 
     manifest = read_manifest(run_dir)
     assert set(manifest.units.values()) == {"finished"} and manifest.rows == len(frame)
     assert manifest.settings["model"] == "fake-model" and len(manifest.personas) == 6
-    assert set(manifest.modules) == {"fairness@v1", "fairness@v2"} and manifest.prompt_hashes
+    assert set(manifest.modules) == {"fairness@v2"} and manifest.prompt_hashes
     assert manifest.usage["total"]["prompt_tokens"] == 50 * len(openai_server.chat_requests)
     assert manifest.cost_usd is None
     for path in run_dir.rglob("*"):

@@ -108,8 +108,13 @@ class Comparison(BaseModel):
         return head + "\n".join(lines) + ("\n\n" + "\n".join(notes) if notes else "") + "\n"
 
 
+def cluster_count(c: Contrast) -> str:
+    name = "conversation" if c.cluster == "unit" else c.cluster
+    return f"{c.n_clusters} {name}{'' if c.n_clusters == 1 else 's'}"
+
+
 def markdown_cells(c: Contrast) -> list[str]:
-    return [c.level, c.key, str(c.n_pairs), f"{c.n_clusters} {c.cluster}s", fmt(c.mean_a), fmt(c.mean_b),
+    return [c.level, c.key, str(c.n_pairs), cluster_count(c), fmt(c.mean_a), fmt(c.mean_b),
             fmt(c.delta, signed=True), fmt_ci(c), fmt_p(c), fmt(c.effect_dz, signed=True),
             c.flag + (" (small n)" if c.small_n else "")]  # fmt: skip
 
@@ -190,9 +195,9 @@ def sign_flip_test(values: np.ndarray, clusters: np.ndarray, *, seed: int = 0, m
 
 
 def paired_dz(values: np.ndarray, clusters: np.ndarray) -> float | None:
-    """Cohen's dz on cluster mean differences; None with < 2 clusters or no spread."""
+    """Cohen's dz on cluster mean differences; None with < 3 clusters (an sd of two is noise) or no spread."""
     sums, counts = _cluster_sums(np.asarray(values, dtype=float), np.asarray(clusters))
-    if len(sums) < 2:
+    if len(sums) < 3:
         return None
     means = sums / counts
     sd = float(np.std(means, ddof=1))
@@ -226,7 +231,7 @@ def _graded(df: pd.DataFrame, side: str) -> pd.DataFrame:
             out[column] = ""
     dupes = out.duplicated(KEYS)
     if dupes.any():
-        first = out.loc[dupes, KEYS].iloc[0].tolist()
+        first = "/".join(str(v) for v in out.loc[dupes, KEYS].iloc[0].tolist())
         raise CompareError(
             f"side {side} has more than one row for persona/sample/criterion {first}: "
             "does it hold several module versions? Pick one (compare_versions or --a/--b)"

@@ -65,8 +65,8 @@ THRESHOLDS: dict[str, float] = {
 }
 
 _AI_PHRASES = re.compile(
-    r"\bas an? (?:ai|artificial intelligence|language model)\b"
-    r"|\b(large )?language model\b"
+    r"\bas an? (?:ai|artificial intelligence)\b"
+    r"|\blanguage model\b"
     r"|\bi(?: am|'m) (?:just |only )?an? (?:ai|bot|chatbot)\b"
     r"|\bai assistant\b"
     r"|\bi(?: am|'m) (?:sorry|afraid),? but i can(?:not|'t)\b"
@@ -98,10 +98,9 @@ class HealthReport(BaseModel):
 
 
 def _check(name: str, value: float | None, detail: str) -> HealthCheck:
-    threshold = THRESHOLDS[name]
-    ok = None if value is None else value <= threshold
-    return HealthCheck(name=name, value=None if value is None else round(value, 4), threshold=threshold, ok=ok,
-                       detail=detail)  # fmt: skip
+    ok = None if value is None else value <= THRESHOLDS[name]
+    rounded = None if value is None else round(value, 4)
+    return HealthCheck(name=name, value=rounded, threshold=THRESHOLDS[name], ok=ok, detail=detail)
 
 
 def _share(count: int, total: int) -> float | None:
@@ -138,10 +137,6 @@ def is_criterion_echo(quote: str, criterion: str) -> bool:
 
 
 # --------------------------------------------------------------------------- transcript checks
-
-
-def _steps(t: Transcript) -> list[Turn]:
-    return sorted(t.turns, key=lambda turn: turn.step_index)
 
 
 def check_flat_scores(transcripts: list[Transcript]) -> HealthCheck:
@@ -181,7 +176,7 @@ def check_copied_answers(transcripts: list[Transcript]) -> HealthCheck:
     """Consecutive steps whose takeaway or how_it_lands is a near-copy of the step before."""
     pairs = copies = 0
     for t in transcripts:
-        steps = _steps(t)
+        steps = sorted(t.turns, key=lambda turn: turn.step_index)
         for before, after in zip(steps, steps[1:]):
             pairs += 1
             a, b = before.reaction, after.reaction
@@ -227,7 +222,8 @@ def check_ai_phrases(transcripts: list[Transcript]) -> HealthCheck:
 def check_truncated(transcripts: list[Transcript]) -> HealthCheck:
     calls = [c for t in transcripts for c in t.calls()]
     cut = sum(c.finish_reason == "length" for c in calls)
-    return _check("truncated", _share(cut, len(calls)), f"answers cut at the length limit in {cut} of {len(calls)} calls")
+    detail = f"answers cut at the length limit in {cut} of {len(calls)} calls"
+    return _check("truncated", _share(cut, len(calls)), detail)
 
 
 def check_failed_units(transcripts: list[Transcript]) -> HealthCheck:

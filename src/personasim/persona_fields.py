@@ -188,7 +188,7 @@ _NUM = r"([0-9]+(?:\.[0-9]+)?|" + "|".join(_NUMBER_WORDS) + ")"
 _UNIT = r"(hours?|hrs?|h|minutes?|mins?)\b"
 _RANGE = re.compile(rf"\b{_NUM}\s*(?:-|–|—|to)\s*{_NUM}\s*{_UNIT}", re.IGNORECASE)
 _SINGLE = re.compile(rf"(\bup\s+to\s+)?\b{_NUM}\s*{_UNIT}", re.IGNORECASE)
-_NOT_WEEKLY = re.compile(r"\b(day|days|daily|month|months|monthly|fortnight|fortnightly|year|yearly|annually)\b", re.I)
+_NOT_WEEKLY = re.compile(r"\b(days?|daily|months?|monthly|fortnight(?:ly)?|years?|yearly|annually)\b", re.IGNORECASE)
 _WEEKLY = re.compile(r"\b(week|weeks|weekly|wk|pw)\b", re.IGNORECASE)
 
 
@@ -291,7 +291,9 @@ _READINESS = _fields(
     barriers_to_engagement=items_of,
     access_to_learning=items_of,
 )
-_PRIOR = _fields({"Understands": "understands_text", "Gaps": "gaps_text"}, understands_text=text_of, gaps_text=text_of)
+_PRIOR = _fields(
+    {"Understands": "understands_text", "Gaps": "gaps_text"}, understands_text=text_of, gaps_text=text_of
+)
 _CONSTRAINTS = _fields(time_available=text_of, system_pressures=text_of, support_available=text_of)
 _EVIDENCE = _fields(can_demonstrate=items_of, needs_support=items_of)
 _COMPETENCY = _fields(

@@ -66,7 +66,7 @@ def lint_personas(paths: Iterable[Path | str]) -> list[Finding]:
         findings += stray_escapes(text, path)
         for source in split_personas(text, path, warnings=[]):
             findings += lint_persona(source, path)
-    return sorted(findings, key=lambda f: (f.path, f.line, f.code, f.message))
+    return sorted(findings, key=lambda f: (f.path, f.line))
 
 
 def lint_persona(source: PersonaSource, path: str) -> list[Finding]:
@@ -126,7 +126,9 @@ def empty_parts(entry: Entry, path: str) -> list[Finding]:
     for child in entry.children:
         if child.kind == "heading" and not child.children:
             findings.append(
-                Finding(path, child.line, "empty-section", f"section {child.key!r} is empty: fill it in or remove it")
+                Finding(
+                    path, child.line, "empty-section", f"section {child.key!r} is empty: fill it in or remove it"
+                )
             )
         elif child.key and child.kind != "heading" and not child.text and not child.children:
             findings.append(Finding(path, child.line, "empty-value", f"{child.key!r} has no value: fill it in"))

@@ -30,6 +30,7 @@ __all__ = [
     "PersonaSource",
     "find_persona",
     "load_personas",
+    "parse_files",
     "parse_personas",
     "persona_files",
     "persona_id",
@@ -39,7 +40,7 @@ __all__ = [
 
 _PERSONA_WORD = re.compile(r"^persona\b", re.IGNORECASE)
 _PERSONA = re.compile(r"^persona\s+(?P<number>[0-9]+)\b\s*[:.)\-–—]?\s*(?P<title>.*)$", re.IGNORECASE)
-_NUMBERED_PERSONA = re.compile(r"^persona\s+[0-9]", re.IGNORECASE)
+_NUMBERED_PERSONA = re.compile(r"^persona\s+[0-9]+\s*(?:[:.)\-–—]|$)", re.IGNORECASE)
 _STAGE = re.compile(r"^stage\s+(?P<number>[0-9]+)\b", re.IGNORECASE)
 _HEADING_HINT = "write it as '## Persona 17: Job title'"
 
@@ -94,9 +95,8 @@ def split_personas(text: str, path: str, warnings: list[ParseWarning]) -> list[P
         elif section.level == 2 and _STAGE.match(section.title):
             stage = _read_stage(section, path, warnings)
         elif sources:
-            warnings.append(
-                ParseWarning(path, section.line, f"section {section.title!r} is outside any persona and is ignored")
-            )
+            message = f"section {section.title!r} is outside any persona and is ignored"
+            warnings.append(ParseWarning(path, section.line, message))
     if not sources:
         raise InputError(path, 1, f"no personas found: each persona needs a heading; {_HEADING_HINT}")
     return sources
@@ -139,9 +139,8 @@ def _read_stage(section: Section, path: str, warnings: list[ParseWarning]) -> St
         if sub.title.casefold() == "stage description":
             parts.append(trimmed_text([text for _, text in sub.source_lines()]))
         else:
-            warnings.append(
-                ParseWarning(path, sub.line, f"section {sub.title!r} under {section.title!r} is not a persona; ignored")
-            )
+            message = f"section {sub.title!r} under {section.title!r} is not a persona; ignored"
+            warnings.append(ParseWarning(path, sub.line, message))
     return Stage(
         name=section.title,
         number=int(match["number"]) if match else None,
@@ -166,7 +165,8 @@ def _build_persona(source: PersonaSource, path: str, warnings: list[ParseWarning
     except ValidationError as exc:
         problem = exc.errors()[0]
         where = ".".join(str(part) for part in problem["loc"])
-        raise InputError(path, source.section.line, f"persona {source.number}: {where}: {problem['msg']}") from None
+        message = f"persona {source.number}: {where}: {problem['msg']}"
+        raise InputError(path, source.section.line, message) from None
 
 
 def _check_unique_ids(personas: Iterable[Persona]) -> None:
@@ -186,7 +186,8 @@ def _check_unique_ids(personas: Iterable[Persona]) -> None:
 
 
 def persona_files(paths: Iterable[Path | str]) -> list[Path]:
-    """Files as given, and the `*.md` files of folders (sorted); raises if a path is missing/empty."""
+    """Files as given, and the `*.md` files of folders (sorted), each file once; raises if a path
+    is missing or a folder has no `*.md` files."""
     files: list[Path] = []
     for path in map(Path, paths):
         if path.is_dir():
@@ -198,7 +199,10 @@ def persona_files(paths: Iterable[Path | str]) -> list[Path]:
             files.append(path)
         else:
             raise InputError(path, None, "no such file or folder")
-    return files
+    first_by_target: dict[Path, Path] = {}
+    for file in files:
+        first_by_target.setdefault(file.resolve(), file)
+    return list(first_by_target.values())
 
 
 def read_persona_file(path: Path) -> str:

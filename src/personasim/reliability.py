@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Any, Literal
 
 import krippendorff
@@ -25,6 +26,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict
 
 from personasim.grading import Grade
+from personasim.results import RunPaths, load_grades
 
 Level = Literal["interval", "ordinal"]
 OVERALL = "(all)"
@@ -180,3 +182,22 @@ def judge_reliability(results: pd.DataFrame, by: str = "criterion_id", level: Le
 def _empty_summary() -> dict[str, Any]:
     return {"judge_samples": 0, "n_units": 0, "n_ratings": 0, "alpha": None, "agreement": None,
             "mean_spread": None, "exact_agreement": None, "note": "no judge grades"}  # fmt: skip
+
+
+def run_judge_scores(run_dir: str | Path) -> pd.DataFrame:
+    """`judge_scores_frame` of every grade file in a run folder (`grades/<unit>.json`)."""
+    files = sorted((RunPaths(run_dir).root / "grades").glob("*.json"))
+    return judge_scores_frame(g for path in files for g in load_grades(path).grades)
+
+
+def judge_agreement(results: pd.DataFrame, run_dir: str | Path | None = None, by: str = "criterion_id",
+                    level: Level = "interval") -> pd.DataFrame:  # fmt: skip
+    """`judge_reliability` over `results` (a run's table or a slice of it). When the table has no
+    `judge_scores` and `run_dir` is given, the per-repeat scores come from the run's grade files,
+    so alpha is exact for any number of repeats."""
+    if "judge_scores" not in results.columns and run_dir is not None and not results.empty:
+        scores = run_judge_scores(run_dir)[["unit_id", "criterion_id", "judge_scores"]]
+        keys = results[["unit_id", "criterion_id"]].astype(str)
+        matched = keys.merge(scores.astype({"unit_id": str, "criterion_id": str}), how="left", validate="many_to_one")
+        results = results.assign(judge_scores=matched["judge_scores"].to_numpy())
+    return judge_reliability(results, by=by, level=level)

@@ -8,11 +8,12 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich import box
 from rich.table import Table
 from rich.text import Text
 
 from personasim.cli.common import console, err_console, guarded, print_json
-from personasim.compare import Comparison, compare, compare_versions, markdown_cells
+from personasim.compare import Comparison, Contrast, compare, compare_versions, fmt, fmt_p
 from personasim.errors import InputError
 from personasim.report import write_report
 from personasim.results import read_results
@@ -69,14 +70,26 @@ def build_comparison(run_a: Path, run_b: Path | None, version_a: str | None, ver
     return compare(frame_a, frame_b, label_a=label_a, label_b=label_b, seed=seed, n_boot=n_boot)
 
 
+def _ci(c: Contrast) -> str:
+    return "-" if c.ci_low is None or c.ci_high is None else f"{c.ci_low:+.2f}..{c.ci_high:+.2f}"
+
+
 def _table(result: Comparison, by: str) -> Table:
-    table = Table(title=f"{result.label_b} vs {result.label_a}: delta = B - A in mean score (0-1)", title_justify="left")
-    for name in ("level", by, "pairs", "clusters", "A", "B", "delta", f"{result.confidence:.0%} CI", "p", "dz", "flag"):
-        table.add_column(name, justify="right" if name not in ("level", by, "flag") else "left")
+    table = Table(title=f"{result.label_b} vs {result.label_a}: delta = B - A in mean score (0-1)",
+                  title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)  # fmt: skip
+    table.add_column(by, overflow="fold", min_width=12, ratio=1)
+    for name in ("pairs", "n", "A", "B", "delta", f"{result.confidence:.0%} CI", "p", "dz"):
+        table.add_column(name, justify="right", no_wrap=True)
+    table.add_column("flag", no_wrap=True)
     styles = {"worse": "bold red", "better": "bold blue", "": ""}
     for c in [result.overall, *result.by(by)]:
-        cells = markdown_cells(c)
-        table.add_row(*(Text(v) for v in cells[:-1]), Text(cells[-1], style=styles[c.flag]))
+        flag = c.flag + ("?" if c.flag and c.small_n else "")
+        dz = "-" if c.effect_dz is None else f"{c.effect_dz:+.2f}"
+        cells = ["all" if c.level == "overall" else c.key, str(c.n_pairs), str(c.n_clusters), f"{c.mean_a:.2f}",
+                 f"{c.mean_b:.2f}", fmt(c.delta, signed=True), _ci(c), fmt_p(c), dz]
+        table.add_row(*(Text(v) for v in cells), Text(flag, style=styles[c.flag]))
+    table.caption = ("n: personas (overall, lens) or conversations (criterion, persona); "
+                     "flag? = small n, indicative only; p~ = Monte Carlo")  # fmt: skip
     return table
 
 

@@ -83,7 +83,9 @@ def list_personas(paths: PathsArg = None, as_json: JsonOpt = False) -> None:
 @app.command("show")
 @guarded
 def show(
-    persona_id: Annotated[str, typer.Argument(metavar="ID", help="Persona id, e.g. p17-assistant-director-of-finance")],
+    persona_id: Annotated[
+        str, typer.Argument(metavar="ID", help="Persona id (e.g. p17-assistant-director-of-finance, or p17)")
+    ],
     path: Annotated[list[Path] | None, typer.Option("--path", help="File or folder; repeatable.")] = None,
     as_json: JsonOpt = False,
 ) -> None:

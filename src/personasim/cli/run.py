@@ -95,9 +95,9 @@ def _print_outcome(outcome: RunOutcome) -> None:
 def _summary_table(table: pd.DataFrame, by: tuple[str, ...]) -> Table:
     out = Table(title="mean score (1-5) by lens")
     for name in by:
-        out.add_column(name)
+        out.add_column(name, no_wrap=True)
     for lens in table.columns:
-        out.add_column(str(lens), justify="right")
+        out.add_column(str(lens), justify="right", overflow="fold")
     for key, row in table.iterrows():
         keys = key if isinstance(key, tuple) else (key,)
         out.add_row(*map(str, keys), *("-" if pd.isna(v) else f"{v:.2f}" for v in row))
@@ -193,8 +193,9 @@ def criteria_show(
         print_json([c.model_dump(mode="json") for c in criteria])
         return
     table = Table(title=f"criteria for {persona.id}")
-    for name in ("id", "lens", "grader", "text"):
-        table.add_column(name, overflow="fold")
+    for name in ("id", "lens", "grader"):
+        table.add_column(name, no_wrap=True)
+    table.add_column("text", overflow="fold")
     for c in criteria:
         table.add_row(c.id, c.lens, c.grader, c.text)
     console.print(table)
