@@ -1,8 +1,10 @@
-"""Small module files in the loader's format, for end-to-end runs that must stay fast."""
+"""Small module and persona files for end-to-end runs that must stay fast."""
 
 from __future__ import annotations
 
 from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
 
 STEP = """
 ## {title}
@@ -34,4 +36,13 @@ def write_module(folder: Path, version: str, steps: int) -> Path:
     path = folder / f"{version}.md"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(front + body, encoding="utf-8")
+    return path
+
+
+def three_seed_personas(folder: Path) -> Path:
+    """The seed persona file cut before persona 20: three real personas (17-19)."""
+    text = (REPO / "personas" / "stage3-personas.md").read_text(encoding="utf-8")
+    path = folder / "personas.md"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text[: text.index("## Persona 20:")], encoding="utf-8")
     return path

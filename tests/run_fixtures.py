@@ -45,35 +45,80 @@ MISUNDERSTANDINGS = [
     "I assumed WRES metrics only apply to medical staff",
     "Does compassion mean I should delay an investigation?",
 ]
+POINTS = {
+    "fairness-and-compassion-defined": ["fairness is about process as much as outcome",
+                                        "compassion and accountability can sit together",
+                                        "people notice how they were treated long after the verdict"],
+    "gmc-good-medical-practice-2024": ["the GMC now expects leaders to act on unfair treatment",
+                                       "speaking up is framed as a professional duty",
+                                       "the standard covers how we treat colleagues, not just patients"],
+    "what-regional-leaders-told-us": ["staff from ethnic minorities are referred to investigation more often",
+                                      "investigations drag on and harm everyone involved",
+                                      "managers rarely get training before running a case"],
+    "the-lotus-steps": ["listen first, then optimise the process", "the four questions slow a rushed decision down",
+                        "utilising learning matters more than finding someone to blame"],
+    "the-triage-template": ["a risk rating decides whether a formal route is needed at all",
+                            "most concerns can be resolved informally and quickly",
+                            "the template makes the decision visible and reviewable"],
+    "lessons-learnt": ["pilots cut the number of formal investigations", "boards need to see the data every quarter",
+                       "the call to action asks each of us to change one habit"],
+}  # fmt: skip
+ANGLES = {
+    "p17": ["for my finance team at month end", "when I sit on a disciplinary panel", "in budget-holder conversations"],
+    "p18": ["in a practice of twelve staff", "when a receptionist gets a complaint", "with partners who hire and fire"],
+    "p19": ["when a data breach lands on my desk", "in our incident reviews", "for the IG team I manage"],
+    "p20": ["across forty practices in the ICB", "in contract meetings with PCNs", "when we commission services"],
+    "p21": ["for therapists on the wards", "in my professional leadership role", "with AHP leads who report to me"],
+    "p22": ["in clinic, where I see the impact on doctors", "as an SAS doctor often overlooked",
+            "in job planning and rota disputes"],
+}  # fmt: skip
+OPENERS = ["What stayed with me:", "My main point:", "I took away that", "The key message for me:", "Honestly,",
+           "What I noticed is that"]  # fmt: skip
+LANDS = {
+    True: ["This is close to a case I handled last year.", "Useful: I can picture using it on Monday.",
+           "It names something I have seen but never said out loud.", "Feels practical and fair."],
+    False: ["Feels distant from my day-to-day.", "Too much policy, not enough of what to do.",
+            "I was skimming by the end of this part.", "Hard to see how this fits my setting."],
+}  # fmt: skip
+BARRIERS = [("time", "month-end and clinics leave little room"), ("relevance", "examples are all from acute trusts"),
+            ("safety_to_speak", "unsure it is safe to raise this locally"), ("format", "long slides, no activity")]
 
 
-def _reaction(rng: random.Random, title: str, step: str, level: float, inject: str | None) -> StepReaction:
+def _reaction(rng: random.Random, pid: str, step: str, level: float, inject: str | None,
+              degenerate: bool) -> StepReaction:  # fmt: skip
+    if degenerate:  # what a weak model does: the same answer, the same scores, every step
+        return StepReaction(takeaway="This step is relevant to my role.", how_it_lands="It lands well for me.",
+                            relevance=4, engagement=4, what_i_would_do="Apply it.", misunderstandings=[],
+                            questions=[], barriers=[], would_continue=True, continue_reason="It is relevant.",
+                            minutes_spent=10)  # fmt: skip
     engagement = max(1, min(5, round(level + rng.uniform(-1, 1))))
     relevance = max(1, min(5, round(level + rng.uniform(-1.2, 0.8))))
-    confused = [m for m in MISUNDERSTANDINGS if rng.random() < 0.22][:2]
+    confused = [m for m in MISUNDERSTANDINGS if rng.random() < 0.3][:2]
     if inject:
         confused.append(inject[:200])
+    angle = rng.choice(ANGLES[pid[:3]])
+    kind, detail = rng.choice(BARRIERS)
     return StepReaction(
-        takeaway=f"As {title.lower()}, I took from '{step}' that fairness needs a process, not good intentions.",
-        how_it_lands=("It lands well: I can see it in my team's work." if engagement >= 3
-                      else "Feels distant from my day-to-day; I was skimming."),
+        takeaway=f"{rng.choice(OPENERS)} {rng.choice(POINTS[step])}, {angle}.",
+        how_it_lands=f"{rng.choice(LANDS[engagement >= 3])} I read it {rng.choice(ANGLES[pid[:3]])}.",
         relevance=relevance, engagement=engagement,
-        what_i_would_do="Try the four questions in my next case review with HR.",
+        what_i_would_do=rng.choice(["Try the four questions in my next case review.", "Ask HR for our referral data.",
+                                    "Nothing yet; I need an example first.", "Share the template with my deputy."]),
         misunderstandings=confused,
         questions=["How would this work in a small practice?"] if rng.random() < 0.5 else [],
-        barriers=[Barrier(kind="time", detail="Month-end close eats my development hours")] if engagement < 3 else [],
+        barriers=[Barrier(kind=kind, detail=detail)] if rng.random() < 0.7 else [],
         would_continue=engagement >= 2, continue_reason="Worth my time so far." if engagement >= 2 else "Lost me here.",
         minutes_spent=rng.randint(8, 30),
     )  # fmt: skip
 
 
 def make_transcript(run_id: str, persona: tuple[str, str], version: str, sample: int, *, base: float,
-                    rng: random.Random, inject: str | None = None) -> Transcript:  # fmt: skip
+                    rng: random.Random, inject: str | None = None, degenerate: bool = False) -> Transcript:  # fmt: skip
     pid, title = persona
     turns = []
     for i, step in enumerate(STEPS, start=1):
         level = base + (0.4 * i / len(STEPS) if version == "v2" else -0.5 * i / len(STEPS))
-        reaction = _reaction(rng, title, step, level, inject if i == 2 else None)
+        reaction = _reaction(rng, pid, step, level, inject if i == 2 else None, degenerate)
         usage = TokenUsage(prompt_tokens=1800 + 300 * i, completion_tokens=260, cached_tokens=1500 if i > 1 else 0)
         turns.append(Turn(step_id=step, step_index=i, reaction=reaction, user_prompt=f"Step {i}: {step} ...",
                           raw_text=reaction.model_dump_json(), usage=usage, model="gpt-4o-mini"))  # fmt: skip
@@ -97,7 +142,7 @@ def make_grades(t: Transcript, *, rng: random.Random, shift: float, inject: str 
     for n, (cid, lens, grader, text) in enumerate(CRITERIA):
         score = float(max(1, min(5, round(3 + shift + rng.uniform(-1.4, 1.4)))))
         quotes = [Evidence(text=said[n % len(said)][:80], verified=True)]
-        if rng.random() < 0.2:
+        if rng.random() < 0.1:  # the judge "quotes" something the learner never said
             quotes.append(Evidence(text="I will champion equality at board level", verified=False))
         rationale = f"The learner's answers on {lens} show {'clear' if score >= 4 else 'little'} movement."
         if inject and n == 0:
@@ -116,7 +161,8 @@ def make_grades(t: Transcript, *, rng: random.Random, shift: float, inject: str 
 
 
 def build_run(root: Path, run_id: str = "run-synthetic", *, versions: tuple[str, ...] = ("v1", "v2"),
-              samples: int = 2, personas: int = 6, seed: int = 7, inject: str | None = None) -> Path:  # fmt: skip
+              samples: int = 2, personas: int = 6, seed: int = 7, inject: str | None = None,
+              degenerate: bool = False) -> Path:  # fmt: skip
     """Write results/<run_id>/ under `root` and return the folder."""
     rng = random.Random(seed)
     paths = RunPaths(root / run_id)
@@ -125,7 +171,8 @@ def build_run(root: Path, run_id: str = "run-synthetic", *, versions: tuple[str,
         base = 2.6 + 0.35 * p_index
         for version in versions:
             for sample in range(samples):
-                t = make_transcript(run_id, persona, version, sample, base=base, rng=rng, inject=inject)
+                t = make_transcript(run_id, persona, version, sample, base=base, rng=rng, inject=inject,
+                                    degenerate=degenerate)  # fmt: skip
                 g = make_grades(t, rng=rng, shift=(0.9 if version == "v2" else 0.0) + (p_index - 2.5) * 0.2,
                                 inject=inject)  # fmt: skip
                 save_transcript(t, paths.transcript(t.unit_id))

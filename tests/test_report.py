@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sys
-import types
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -71,7 +70,8 @@ def test_every_injected_string_is_escaped_text(injected: tuple[Path, str]) -> No
     # The payload went into persona titles, system prompts, reflections, misunderstandings,
     # criterion texts, rationales and evidence: each shows up as text, never as markup.
     assert text.count(XSS) >= 6 * 6
-    assert "window.__xss" not in "".join(str(a) for _, a in Page(html).tags)
+    carriers = {name for _, attrs in Page(html).tags for name, value in attrs.items() if "__xss" in (value or "")}
+    assert carriers == {"title"}  # tooltips: quoted, escaped attribute text
 
 
 def test_sections_of_a_two_version_run(injected: tuple[Path, str]) -> None:
@@ -109,20 +109,24 @@ def test_two_runs_are_compared_run_against_run(tmp_path: Path) -> None:
     assert {"heatmap", "heatmap-run-b-lotus-v2"} <= Page(html).ids()
 
 
-def test_failed_units_and_health_verdict_are_shown_prominently(tmp_path: Path,
-                                                                monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
-    run = build_run(tmp_path, "run-h", versions=("v1",), samples=1, personas=2)
+def test_degenerate_simulations_and_failed_units_are_shown_first(tmp_path: Path) -> None:
+    run = build_run(tmp_path, "run-h", versions=("v1",), samples=1, personas=2, degenerate=True)
     manifest = json.loads((run / "manifest.json").read_text())
     manifest["units"]["p99__lotus@v1__s0"] = "failed"
     manifest["unit_errors"] = {"p99__lotus@v1__s0": "quota <exceeded>"}
     (run / "manifest.json").write_text(json.dumps(manifest))
-    health = types.ModuleType("personasim.health")
-    health.assess_run = lambda run_dir: {"verdict": "degenerate", "reasons": ["identical <b>answers</b>"]}  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "personasim.health", health)
     html = write_report([run], tmp_path / "h.html").read_text(encoding="utf-8")
-    assert "Simulation health: degenerate" in html and "identical &lt;b&gt;answers&lt;/b&gt;" in html
+    banner = html[html.index('<div class="banner bad" role="alert">'):]
+    assert "simulations look degenerate" in banner[: banner.index("</div>\n")]
     assert "1 of 3 units did not finish" in html and "quota &lt;exceeded&gt;" in html
-    assert html.index("Simulation health") < html.index('id="runs"')  # above everything else
+    assert html.index("simulations look degenerate") < html.index('id="runs"')  # above everything else
+
+
+def test_healthy_simulations_get_a_quiet_banner(tmp_path: Path) -> None:
+    run = build_run(tmp_path, "run-ok", versions=("v1",), samples=1)
+    html = write_report([run], tmp_path / "ok.html").read_text(encoding="utf-8")
+    assert '<div class="banner good">' in html and "simulations look healthy" in html
+    assert 'class="banner bad"' not in html
 
 
 def test_cli_report_writes_next_to_the_run_by_default(tmp_path: Path) -> None:

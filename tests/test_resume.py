@@ -15,7 +15,7 @@ import pytest
 from core_fixtures import make_module, make_persona
 from doubles.openai_server import Reply
 from doubles.scripted_client import ScriptedClient
-from module_files import write_module
+from module_files import three_seed_personas, write_module
 from scripted_answers import scripted_answer, scripted_text
 from typer.testing import CliRunner
 
@@ -134,21 +134,12 @@ async def test_an_existing_run_is_not_overwritten(tmp_path) -> None:
         await _run(good_client(), tmp_path, "missing", resume=True)
 
 
-def _three_seed_personas(folder: Path) -> Path:
-    """The seed file cut after persona 19: three real personas keep the test quick."""
-    text = (REPO / "personas" / "stage3-personas.md").read_text(encoding="utf-8")
-    path = folder / "personas.md"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text[: text.index("## Persona 20:")], encoding="utf-8")
-    return path
-
-
 def test_sigkill_mid_run_then_resume_matches_an_uninterrupted_run(openai_server, tmp_path) -> None:
     # Slow answers so the kill lands mid-run; sequential so units finish one by one.
     openai_server.responder = lambda body: Reply.json(scripted_answer(body["messages"]), latency_s=0.01)
     module = write_module(tmp_path / "modules", "v1", 1)
     llm = ["--base-url", openai_server.base_url, "--model", "fake-model", "--mode", "live"]
-    common = ["--personas", str(_three_seed_personas(tmp_path / "personas")), "--module", str(module), *llm]
+    common = ["--personas", str(three_seed_personas(tmp_path / "personas")), "--module", str(module), *llm]
     out = tmp_path / "results"
     command = [sys.executable, "-c", "from personasim.cli import main; main()", "run", "--run-id", "killed",
                "--out", str(out), "--sequential", *common]  # fmt: skip
@@ -168,7 +159,7 @@ def test_sigkill_mid_run_then_resume_matches_an_uninterrupted_run(openai_server,
     assert 1 <= done < 3 and not (out / "killed" / "results.parquet").exists()
 
     openai_server.responder = lambda body: Reply.json(scripted_answer(body["messages"]))
-    resumed = CliRunner().invoke(app, ["run", "--resume", "killed", "--out", str(out), *llm], env=env)
+    resumed = CliRunner().invoke(app, ["run", "--resume", "killed", "--out", str(out)], env=env)  # as run
     assert resumed.exit_code == 0, resumed.output
     assert f"{done} reused" in resumed.output
     whole = CliRunner().invoke(app, ["run", "--run-id", "whole", "--out", str(out), *common], env=env)

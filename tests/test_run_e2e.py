@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 from doubles.openai_server import FakeOpenAIServer, Reply
-from module_files import write_module
+from module_files import three_seed_personas, write_module
 from scripted_answers import scripted_answer
 from typer.testing import CliRunner
 
@@ -66,12 +66,26 @@ def test_run_then_grade_reproduces_the_table(openai_server, tmp_path, monkeypatc
             assert SECRET not in path.read_text(encoding="utf-8")
 
     calls_before = len(openai_server.chat_requests)
-    regraded = CliRunner().invoke(app, ["grade", "e2e", "--out", str(out), *llm_flags(openai_server)])
+    regraded = CliRunner().invoke(app, ["grade", "e2e", "--out", str(out)])  # the run's own LLM settings
     assert regraded.exit_code == 0, regraded.output
     judge_calls = len(openai_server.chat_requests) - calls_before
     assert judge_calls == (frame["grader"] == "judge").sum()  # no simulation, one call per judge criterion
     pd.testing.assert_frame_equal(read_results(run_dir), frame)
     assert read_manifest(run_dir).regraded_at is not None
+
+
+def test_failed_units_exit_1_and_say_how_to_retry(openai_server, tmp_path) -> None:
+    openai_server.responder = lambda body: Reply.quota_exceeded()
+    out = tmp_path / "results"
+    args = ["run", "--personas", str(three_seed_personas(tmp_path)), "--module", str(write_module(tmp_path, "v1", 1)),
+            "--run-id", "broke", "--out", str(out), *llm_flags(openai_server)]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 1
+    assert f"3 units failed; retry them with: personasim run --resume broke --out {out}" in result.output
+    manifest = read_manifest(out / "broke")
+    assert set(manifest.units.values()) == {"failed"} and manifest.rows == 0
+    assert all(e.startswith("QuotaExceeded") for e in manifest.unit_errors.values())
+    assert read_results(out / "broke").empty
 
 
 def test_run_without_inputs_is_a_usage_error(tmp_path) -> None:

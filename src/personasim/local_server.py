@@ -29,7 +29,7 @@ def _free_port(host: str) -> int:
         return int(sock.getsockname()[1])
 
 
-def _default_threads() -> int:
+def available_cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
@@ -66,8 +66,10 @@ def _log_tail(path: Path, lines: int = 20) -> str:
 class LocalServer:
     """`python -m llama_cpp.server` as a subprocess; `with` / `async with` it, then point a client at `base_url`.
 
-    The process gets its own session (Ctrl-C reaches only us, and we stop it: terminate, then kill),
-    logs to `log_path`, and is stopped on exit, on errors and on KeyboardInterrupt, startup included.
+    The process stays in our process group (a terminal's Ctrl-C or hang-up reaches it too), logs to
+    `log_path`, and is stopped (terminate, then kill) on exit, on errors and on KeyboardInterrupt,
+    startup included. A SIGKILLed parent cannot stop it: callers that may get SIGTERM should turn it
+    into an exception (the `serve` command does).
     `command` replaces the `python -m llama_cpp.server` prefix (tests pass a fake server script).
     """
 
@@ -77,6 +79,7 @@ class LocalServer:
         *,
         n_ctx: int = 4096,
         n_threads: int | None = None,
+        n_threads_batch: int | None = None,
         port: int | None = None,
         host: str = "127.0.0.1",
         chat_format: str | None = None,
@@ -89,7 +92,10 @@ class LocalServer:
     ) -> None:
         self.model_path = Path(model_path)
         self.n_ctx = n_ctx
-        self.n_threads = n_threads or _default_threads()
+        # llama-cpp-python's own rule (half the cores for generation, all for prompt reading), but
+        # counted from the affinity mask; an explicit n_threads also caps prompt reading.
+        self.n_threads = n_threads or max(1, available_cores() // 2)
+        self.n_threads_batch = n_threads_batch or n_threads or available_cores()
         self.host = host
         self.port = port or _free_port(host)
         self.chat_format = chat_format
@@ -135,7 +141,7 @@ class LocalServer:
     def args(self) -> list[str]:
         prefix = self.command if self.command is not None else llama_server_command()
         args = [*prefix, "--model", str(self.model_path), "--host", self.host, "--port", str(self.port)]
-        args += ["--n_ctx", str(self.n_ctx), "--n_threads", str(self.n_threads), "--n_threads_batch", str(self.n_threads)]
+        args += ["--n_ctx", str(self.n_ctx), "--n_threads", str(self.n_threads), "--n_threads_batch", str(self.n_threads_batch)]
         if self.chat_format:
             args += ["--chat_format", self.chat_format]
         if self.model_alias:
@@ -154,7 +160,7 @@ class LocalServer:
             log.flush()
             self._proc = subprocess.Popen(
                 args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                start_new_session=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},
             )
         self._started_at = time.monotonic()
 

@@ -11,9 +11,8 @@ With two or more module versions the first is the baseline (A) and each other is
 
 from __future__ import annotations
 
-import importlib
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +20,11 @@ import jinja2
 
 from personasim.compare import Comparison, CompareError, compare, fmt, fmt_ci, fmt_p
 from personasim.fileio import atomic_write_text
+from personasim.health import HEALTH_TABLE_COLUMNS, assess_health, health_table
+from personasim.reliability import judge_agreement
 from personasim.report_data import (
-    RunData, Slice, delta_heatmap, heatmap, judge_spread, load_run, misunderstandings, rationales, slices_of,
-    step_chart, step_labels,
+    RunData, Slice, delta_heatmap, heatmap, load_run, misunderstandings, rationales, slices_of, step_chart,
+    step_labels,
 )  # fmt: skip
 from personasim.results import utc_now
 from personasim.svg import Interval, forest_plot, score_colors
@@ -46,45 +47,30 @@ def _environment() -> jinja2.Environment:
     return env
 
 
-# --------------------------------------------------------------------------- optional analyses
+# --------------------------------------------------------------------------- health and reliability
 
 
-def _optional(module: str, name: str) -> Callable[..., Any] | None:
-    """A function of a sibling analysis module that may not exist yet (health.py, reliability.py)."""
-    try:
-        found = importlib.import_module(f"personasim.{module}")
-    except ImportError:
-        return None
-    fn = getattr(found, name, None)
-    return fn if callable(fn) else None
+def health_view(run: RunData) -> dict[str, Any]:
+    """The simulation-health verdict (health.py) over every transcript and grade of the run."""
+    report = assess_health(list(run.transcripts.values()), run.results)
+    return {"verdict": report.verdict, "healthy": report.healthy, "columns": HEALTH_TABLE_COLUMNS,
+            "checks": health_table(report)}  # fmt: skip
 
 
-def _plain(value: Any) -> Any:
-    return value.model_dump(mode="json") if hasattr(value, "model_dump") else value
+def _alpha_class(alpha: float | None) -> str:
+    """Krippendorff's rule of thumb: >= 0.8 reliable, >= 0.667 tentative, below that not."""
+    if alpha is None:
+        return ""
+    return "ok" if alpha >= 0.8 else ("small" if alpha >= 0.667 else "no")
 
 
-def health_view(run: RunData) -> dict[str, Any] | None:
-    """The simulation-health verdict from `health.assess_run(run_dir)`, when that module exists."""
-    assess = _optional("health", "assess_run")
-    if assess is None:
-        return None
-    result = _plain(assess(run.path))
-    if not isinstance(result, dict):
-        return {"verdict": str(result), "reasons": [], "ok": False}
-    verdict = str(result.get("verdict", "unknown"))
-    reasons = [str(r) for r in result.get("reasons", [])]
-    return {"verdict": verdict, "reasons": reasons, "ok": verdict.lower() in {"ok", "healthy", "pass"}}
-
-
-def reliability_view(sl: Slice) -> list[dict[str, Any]] | None:
-    """Judge agreement per criterion from `reliability.judge_agreement(frame, run_dir)`, when present."""
-    agree = _optional("reliability", "judge_agreement")
-    if agree is None:
-        return None
-    result = _plain(agree(sl.frame, sl.run.path))
-    if hasattr(result, "to_dict"):
-        result = result.to_dict("records")
-    return [dict(r) for r in result] if isinstance(result, list) else None
+def reliability_view(sl: Slice) -> list[dict[str, Any]]:
+    """Agreement of the judge's repeats per criterion id, then overall (reliability.py)."""
+    table = judge_agreement(sl.frame, sl.run.path) if len(sl.frame) else None
+    if table is None:
+        return []
+    rows = table.astype(object).where(table.notna(), None).to_dict("records")
+    return [{**row, "alpha_class": _alpha_class(row["alpha"])} for row in rows]
 
 
 # --------------------------------------------------------------------------- views
@@ -124,7 +110,7 @@ def slice_view(sl: Slice) -> dict[str, Any]:
         "steps": step_labels(sl.transcripts),
         "misunderstandings": misunderstandings(sl), "rationales": rationales(sl),
         "transcripts": sl.transcripts,
-        "reliability": reliability_view(sl), "judge_spread": judge_spread(sl),
+        "reliability": reliability_view(sl),
     }  # fmt: skip
 
 

@@ -1,5 +1,5 @@
 """What the HTML report shows, as plain data: one `Slice` per run x module version, and the
-views built from it (heatmap, engagement charts, misunderstandings, rationales, judge spread).
+views built from it (heatmap, engagement charts, misunderstandings, rationales).
 
 Nothing here produces HTML except the SVG charts from `svg.py`; the template escapes the rest.
 """
@@ -255,23 +255,3 @@ def _spread(row: dict[str, Any]) -> str:
     if low is None or high is None or not n or n < 2:
         return ""
     return f"{int(n)} judge samples, {low:g}-{high:g}"
-
-
-def judge_spread(sl: Slice) -> list[dict[str, Any]]:
-    """Per lens, from the table alone: how often repeated judge samples disagreed, and how often
-    the judge's quotes were not found in the learner's answers."""
-    judged = sl.frame[sl.frame["grader"] == "judge"]
-    out = []
-    for lens in [lens for lens in LENSES if lens in set(judged["lens"].astype(str))]:
-        part = judged[judged["lens"] == lens]
-        multi = part[part["judge_samples"].fillna(0) > 1]
-        disagree = int((multi["score_max"] > multi["score_min"]).fillna(False).sum())
-        with_evidence = part[part["evidence_verified"].notna()]
-        out.append({
-            "lens": lens, "grades": len(part), "ungraded": int(part["score"].isna().sum()),
-            "multi": len(multi), "disagree": disagree,
-            "mean_sd": _num(multi["score_sd"].astype(float).mean()) if len(multi) else None,
-            "with_evidence": len(with_evidence),
-            "unverified": int((with_evidence["evidence_verified"] == False).sum()),  # noqa: E712
-        })  # fmt: skip
-    return out

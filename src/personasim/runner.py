@@ -12,9 +12,7 @@ per-unit grade files, in plan order, so a resumed run equals an uninterrupted on
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import re
 import secrets
 import time
@@ -22,16 +20,14 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING
 
-import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from personasim import __version__
 from personasim.costs import PriceTable
 from personasim.criteria import Criterion, derive_criteria
 from personasim.errors import InputError
-from personasim.fileio import atomic_write_text
 from personasim.grading import gather_cancelling, grade_transcript
 from personasim.hashing import canonical_json, content_hash
 from personasim.llm import ChatClient, LLMError, LLMSettings
@@ -43,11 +39,21 @@ from personasim.results import (
     usage_totals, utc_now, write_manifest, write_results,
 )  # fmt: skip
 from personasim.simulate import generation_summary, module_fingerprint, persona_fingerprint, simulate_unit, unit_id_for
+from personasim.run_state import (
+    UnitRecord, append_unit_record, read_inputs, read_unit_records, run_defaults, write_inputs,
+)  # fmt: skip
 from personasim.transcript import Transcript, load_transcript, save_transcript
+
+__all__ = [
+    "RunConfig", "RunOutcome", "RunProgress", "Unit", "UnitRecord", "append_unit_record", "finalize",
+    "new_run_id", "plan_units", "read_unit_records", "regrade", "run", "run_defaults",
+]  # fmt: skip
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 logger = logging.getLogger("personasim.runner")
 RUN_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-INPUTS_VERSION = 1
 
 
 class RunConfig(BaseModel):
@@ -63,16 +69,6 @@ class RunConfig(BaseModel):
     @property
     def run_dir(self) -> Path:
         return self.out_dir / self.run_id
-
-
-class UnitRecord(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    unit_id: str
-    status: Literal["finished", "failed"]
-    config_hash: str
-    error: str | None = None
-    at: str = ""
 
 
 @dataclass
@@ -122,7 +118,8 @@ def config_hash(persona: Persona, module: LearningModule, sample: int, criteria:
         "sample": sample,
         "criteria": [c.model_dump(mode="json") for c in criteria],
         "judge_samples": judge_samples,
-        "generation": generation_summary(settings),
+        # Not base_url: the same model behind another address (a new port) answers the same.
+        "generation": {k: v for k, v in generation_summary(settings).items() if k != "base_url"},
         "prompts": prompts.template_hashes(),
     }))  # fmt: skip
 
@@ -145,68 +142,6 @@ def _check_unique(names: list[str], what: str) -> None:
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
         raise InputError(None, None, f"duplicate {what}: {', '.join(dupes)}")
-
-
-# --------------------------------------------------------------------------- units.jsonl
-
-
-def read_unit_records(path: str | Path) -> dict[str, UnitRecord]:
-    """Latest record per unit. A torn last line (a crash mid-write) is ignored."""
-    path = Path(path)
-    if not path.is_file():
-        return {}
-    records: dict[str, UnitRecord] = {}
-    lines = path.read_text(encoding="utf-8", errors="replace").split("\n")
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            record = UnitRecord.model_validate_json(line)
-        except ValidationError:
-            logger.warning("%s:%d: unreadable unit record ignored (its unit will be redone)", path, number)
-            continue
-        records[record.unit_id] = record
-    return records
-
-
-def append_unit_record(path: str | Path, record: UnitRecord) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    prefix = b""
-    if path.is_file() and path.stat().st_size:
-        with path.open("rb") as handle:
-            handle.seek(-1, os.SEEK_END)
-            if handle.read(1) != b"\n":
-                prefix = b"\n"  # a torn last line must not swallow this record
-    with path.open("ab") as handle:
-        handle.write(prefix + record.model_dump_json().encode("utf-8") + b"\n")
-        handle.flush()
-        os.fsync(handle.fileno())
-
-
-# --------------------------------------------------------------------------- inputs snapshot
-
-
-def write_inputs(paths: RunPaths, personas: list[Persona], modules: list[LearningModule]) -> None:
-    data = {
-        "version": INPUTS_VERSION,
-        "personas": [p.model_dump(mode="json") for p in personas],
-        "modules": [m.model_dump(mode="json") for m in modules],
-    }
-    atomic_write_text(paths.inputs, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
-
-
-def read_inputs(paths: RunPaths) -> tuple[list[Persona], list[LearningModule]]:
-    try:
-        data = json.loads(paths.inputs.read_text(encoding="utf-8"))
-        return (
-            [Persona.model_validate(p) for p in data["personas"]],
-            [LearningModule.model_validate(m) for m in data["modules"]],
-        )
-    except FileNotFoundError as exc:
-        raise InputError(paths.inputs, None, "no inputs snapshot: not a run folder") from exc
-    except (ValueError, KeyError, TypeError) as exc:
-        raise InputError(paths.inputs, None, f"unreadable inputs snapshot: {exc}") from exc
 
 
 # --------------------------------------------------------------------------- run
@@ -293,7 +228,7 @@ async def run(client: ChatClient, personas: list[Persona], modules: list[Learnin
     ctx = _Context(client, settings, prompts, config, paths, progress or RunProgress())
     ctx.progress.planned(len(todo), len(units) - len(todo))
     paths.root.mkdir(parents=True, exist_ok=True)
-    write_inputs(paths, personas, modules)
+    write_inputs(paths, personas, modules, config.model_dump(mode="json"), settings)
     started, clock = utc_now(), time.perf_counter()
     records = await _run_all(ctx, todo, _do_unit)
     outcome = finalize(paths, units, settings, prompts, config, prices, started, time.perf_counter() - clock)
@@ -352,12 +287,13 @@ async def regrade(run_dir: str | Path, client: ChatClient, *, settings: LLMSetti
                   prices: PriceTable | None = None, progress: RunProgress | None = None) -> RunOutcome:  # fmt: skip
     """Grade the run's saved transcripts again (current criteria, judge and templates); no simulation."""
     paths = RunPaths(run_dir)
-    old = read_manifest(paths.root)
     personas, modules = read_inputs(paths)
+    run_params, _ = run_defaults(paths.root)
+    started = read_manifest(paths.root).started_at if paths.manifest.is_file() else utc_now()
     config = RunConfig(
-        run_id=old.run_id, out_dir=paths.root.parent, samples=old.samples,
-        judge_samples=judge_samples or old.judge_samples,
-        sequential=old.sequential if sequential is None else sequential,
+        run_id=paths.root.name, out_dir=paths.root.parent, samples=run_params.get("samples", 1),
+        judge_samples=judge_samples or run_params.get("judge_samples", 1),
+        sequential=run_params.get("sequential", False) if sequential is None else sequential,
     )  # fmt: skip
     units = plan_units(personas, modules, config.samples, config.judge_samples, settings, prompts)
     records = read_unit_records(paths.units)
@@ -366,8 +302,8 @@ async def regrade(run_dir: str | Path, client: ChatClient, *, settings: LLMSetti
     ctx.progress.planned(len(todo), len(units) - len(todo))
     clock = time.perf_counter()
     await _run_all(ctx, todo, _regrade_unit)
-    return finalize(paths, units, settings, prompts, config, prices, old.started_at,
-                    time.perf_counter() - clock, regraded_at=utc_now())  # fmt: skip
+    return finalize(paths, units, settings, prompts, config, prices, started, time.perf_counter() - clock,
+                    regraded_at=utc_now())  # fmt: skip
 
 
 async def _regrade_unit(ctx: _Context, unit: Unit) -> UnitRecord:

@@ -131,7 +131,7 @@ def report_command(
     """One self-contained HTML report (no network needed to view it)."""
     runs = [resolve_run(run, results_dir)] + ([resolve_run(run_b, results_dir)] if run_b else [])
     path = write_report(runs, out or runs[0] / "report.html", seed=seed, n_boot=n_boot)
-    console.print(Text(f"wrote {path}"))
+    console.print(Text(f"wrote {path}"), soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:

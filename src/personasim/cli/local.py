@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from dataclasses import asdict
 from pathlib import Path
 
@@ -16,6 +17,10 @@ app = typer.Typer(help="Pull, list and serve small local models (llama.cpp), for
 
 MODEL_ARG = typer.Argument(local.DEFAULT_MODEL, help=f"Registry name: {', '.join(local.MODELS)}.")
 CACHE_OPT = typer.Option(None, "--cache-dir", help=f"Model folder (default: ${local.CACHE_ENV} or ~/.cache/personasim/models).")
+
+
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # unwinds through `with server:`, which stops the llama.cpp process
 
 
 def _progress(message: str) -> None:
@@ -51,12 +56,13 @@ def serve_cmd(
     model: str = MODEL_ARG,
     port: int | None = typer.Option(None, "--port", help="Port on 127.0.0.1 (default: a free one)."),
     n_ctx: int | None = typer.Option(None, "--n-ctx", help="Context size in tokens (default: the model's recommended one)."),
-    n_threads: int | None = typer.Option(None, "--n-threads", help="CPU threads (default: all available cores)."),
+    n_threads: int | None = typer.Option(None, "--n-threads", help="CPU threads (default: half the cores to write, all to read prompts; use 1 on a busy machine)."),
     cache_dir: Path | None = CACHE_OPT,
 ) -> None:
     """Run the model's OpenAI-compatible server in the foreground until Ctrl-C (pulls it first if needed)."""
     server = LocalServer.for_model(model, cache_dir=cache_dir, n_ctx=n_ctx, port=port, n_threads=n_threads, on_progress=_progress)
-    _progress(f"starting llama.cpp server for {model} (n_ctx {server.n_ctx}, {server.n_threads} threads; log {server.log_path})")
+    _progress(f"starting llama.cpp server for {model} (n_ctx {server.n_ctx}, {server.n_threads}/{server.n_threads_batch} threads; log {server.log_path})")
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
         with server:
             _progress(f"ready in {server.startup_s:.1f} s at {server.base_url}; Ctrl-C stops it")

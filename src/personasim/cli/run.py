@@ -4,11 +4,11 @@ is in runner.py, grading.py and criteria.py)."""
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Optional, TypeVar
+from typing import Any, Optional, TypeVar
 
-import pandas as pd
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -22,16 +22,14 @@ from personasim.module_loader import load_module, load_modules
 from personasim.persona_parser import find_persona, load_personas
 from personasim.prompts import Prompts
 from personasim.results import summary
-from personasim.runner import RunConfig, RunOutcome, RunProgress, UnitRecord, new_run_id, regrade, run
+from personasim.runner import RunConfig, RunOutcome, RunProgress, UnitRecord, new_run_id, regrade, run, run_defaults
+from personasim.settings import read_settings_file
 
 criteria_app = typer.Typer(help="Show the evaluation criteria derived from a persona.", no_args_is_help=True)
 T = TypeVar("T")
 
 PromptsOpt = typer.Option(None, "--prompts", help="Prompt templates folder (default: ./prompts, else the package's).")
 OutOpt = typer.Option(Path("results"), "--out", help="Folder that holds run folders.")
-SequentialOpt = typer.Option(
-    False, "--sequential", help="One conversation (and its grading) at a time: best for a local llama.cpp server."
-)
 
 
 def register(app: typer.Typer) -> None:
@@ -52,7 +50,9 @@ class _Bar(RunProgress):
     def unit_done(self, record: UnitRecord) -> None:
         self.progress.advance(self.task)
         if record.status == "failed":
-            self.progress.console.print(f"failed: {record.unit_id}: {record.error}", markup=False, highlight=False)
+            self.progress.console.print(
+                f"failed: {record.unit_id}: {record.error}", markup=False, highlight=False, soft_wrap=True
+            )
 
 
 def _with_progress(work: Callable[[ChatClient, RunProgress], Awaitable[T]], settings: LLMSettings) -> T:
@@ -67,6 +67,16 @@ def _with_progress(work: Callable[[ChatClient, RunProgress], Awaitable[T]], sett
             await client.aclose()
 
     return asyncio.run(main())
+
+
+def _settings(run_dir: Path | None, config: Path | None, **flags: object) -> LLMSettings:
+    """Flags over the config file over, for an existing run, the settings it was run with."""
+    if run_dir is None:
+        return lo.llm_settings(config=config, **flags)  # type: ignore[arg-type]
+    _, as_run = run_defaults(run_dir)
+    from_file = read_settings_file(config) if config else {}
+    given = {k: v for k, v in flags.items() if v is not None}
+    return LLMSettings.from_mapping({**as_run, **from_file, **given}, source=config)
 
 
 def _prices(settings: LLMSettings) -> PriceTable | None:
@@ -89,10 +99,11 @@ def _print_outcome(outcome: RunOutcome) -> None:
     flagged = int(frame["flags"].fillna("[]").ne("[]").sum()) if len(frame) else 0
     if flagged:
         console.print(f"{flagged} rows flagged (unverified evidence, disagreeing judges, ...): see the `flags` column")
-    console.print(f"results: {outcome.run_dir}", highlight=False, markup=False)
+    console.print(f"results: {outcome.run_dir}", highlight=False, markup=False, soft_wrap=True)
 
 
-def _summary_table(table: pd.DataFrame, by: tuple[str, ...]) -> Table:
+def _summary_table(table: Any, by: tuple[str, ...]) -> Table:
+    """`table` is results.summary()'s DataFrame (pandas stays out of the CLI)."""
     out = Table(title="mean score (1-5) by lens")
     for name in by:
         out.add_column(name, no_wrap=True)
@@ -100,7 +111,7 @@ def _summary_table(table: pd.DataFrame, by: tuple[str, ...]) -> Table:
         out.add_column(str(lens), justify="right", overflow="fold")
     for key, row in table.iterrows():
         keys = key if isinstance(key, tuple) else (key,)
-        out.add_row(*map(str, keys), *("-" if pd.isna(v) else f"{v:.2f}" for v in row))
+        out.add_row(*map(str, keys), *("-" if math.isnan(v) else f"{v:.2f}" for v in row))
     return out
 
 
@@ -109,7 +120,7 @@ def _finish(outcome: RunOutcome, run_id: str, out: Path) -> None:
     if outcome.failed:
         err_console.print(
             f"{len(outcome.failed)} units failed; retry them with: personasim run --resume {run_id} --out {out}",
-            markup=False, highlight=False,
+            markup=False, highlight=False, soft_wrap=True,
         )  # fmt: skip
         raise typer.Exit(1)
 
@@ -118,26 +129,35 @@ def _finish(outcome: RunOutcome, run_id: str, out: Path) -> None:
 def run_cmd(
     module: Optional[list[Path]] = typer.Option(None, "--module", help="Module version file or folder (repeatable)."),
     personas: Optional[list[Path]] = typer.Option(None, "--personas", help="Persona file or folder (repeatable)."),
-    samples: int = typer.Option(1, "--samples", min=1, help="Conversations per persona x module version."),
-    judge_samples: int = typer.Option(1, "--judge-samples", min=1, help="Judge repeats per criterion."),
+    samples: Optional[int] = typer.Option(None, "--samples", min=1, help="Conversations per persona x module version [default: 1, or as the resumed run]."),
+    judge_samples: Optional[int] = typer.Option(None, "--judge-samples", min=1, help="Judge repeats per criterion [default: 1, or as the resumed run]."),
     run_id: Optional[str] = typer.Option(None, "--run-id", help="Name of the run folder (default: timestamp)."),
     resume: Optional[str] = typer.Option(None, "--resume", help="Finish run RUN: skip its finished units."),
     out: Path = OutOpt,
-    sequential: bool = SequentialOpt,
+    sequential: Optional[bool] = typer.Option(
+        None, "--sequential/--concurrent",
+        help="One conversation (and its grading) at a time: best for a local llama.cpp server [default: concurrent, or as the resumed run].",
+    ),
     prompts_dir: Optional[Path] = PromptsOpt,
     config: lo.ConfigOpt = None, base_url: lo.BaseUrlOpt = None, model: lo.ModelOpt = None,
     mode: lo.ModeOpt = None, concurrency: lo.ConcurrencyOpt = None, temperature: lo.TemperatureOpt = None,
     seed: lo.SeedOpt = None, max_tokens: lo.MaxTokensOpt = None, recordings_dir: lo.RecordingsDirOpt = None,
 ) -> None:  # fmt: skip
-    """Walk every persona through every module version, grade the transcripts, write results/<run>/."""
-    settings = lo.llm_settings(config=config, base_url=base_url, model=model, mode=mode, concurrency=concurrency,
-                               temperature=temperature, seed=seed, max_tokens=max_tokens,
-                               recordings_dir=recordings_dir)  # fmt: skip
+    """Walk every persona through every module version, grade the transcripts, write results/<run>/.
+
+    With --resume RUN, the run's own personas, modules and settings are used unless given again."""
     if not resume and (not module or not personas):
         raise typer.BadParameter("give --module and --personas (or --resume RUN)")
     the_id = resume or run_id or new_run_id()
-    config_ = RunConfig(run_id=the_id, out_dir=out, samples=samples, judge_samples=judge_samples,
-                        sequential=sequential, resume=bool(resume))  # fmt: skip
+    as_run = run_defaults(out / the_id)[0] if resume else {}
+    settings = _settings(out / the_id if resume else None, config, base_url=base_url, model=model, mode=mode,
+                         concurrency=concurrency, temperature=temperature, seed=seed, max_tokens=max_tokens,
+                         recordings_dir=recordings_dir)  # fmt: skip
+    config_ = RunConfig(
+        run_id=the_id, out_dir=out, resume=bool(resume),
+        samples=samples or as_run.get("samples", 1), judge_samples=judge_samples or as_run.get("judge_samples", 1),
+        sequential=as_run.get("sequential", False) if sequential is None else sequential,
+    )  # fmt: skip
     loaded_personas = load_personas(personas) if personas else []
     loaded_modules = load_modules(module) if module else []
     prompts, prices = Prompts(prompts_dir), _prices(settings)
@@ -148,7 +168,10 @@ def run_cmd(
             settings,
         )  # fmt: skip
     except KeyboardInterrupt:
-        err_console.print(f"interrupted; finished units are saved: personasim run --resume {the_id} --out {out}")
+        err_console.print(
+            f"interrupted; finished units are saved: personasim run --resume {the_id} --out {out}",
+            markup=False, highlight=False, soft_wrap=True,
+        )  # fmt: skip
         raise typer.Exit(130) from None
     _finish(outcome, the_id, out)
 
@@ -164,11 +187,13 @@ def grade_cmd(
     mode: lo.ModeOpt = None, concurrency: lo.ConcurrencyOpt = None, temperature: lo.TemperatureOpt = None,
     seed: lo.SeedOpt = None, max_tokens: lo.MaxTokensOpt = None, recordings_dir: lo.RecordingsDirOpt = None,
 ) -> None:  # fmt: skip
-    """Re-grade a run's saved transcripts (no new simulation) and rebuild its results table."""
-    settings = lo.llm_settings(config=config, base_url=base_url, model=model, mode=mode, concurrency=concurrency,
-                               temperature=temperature, seed=seed, max_tokens=max_tokens,
-                               recordings_dir=recordings_dir)  # fmt: skip
+    """Re-grade a run's saved transcripts (no new simulation) and rebuild its results table.
+
+    LLM settings default to the run's own; flags and --config override them."""
     run_dir = Path(run_ref) if Path(run_ref).is_dir() else out / run_ref
+    settings = _settings(run_dir, config, base_url=base_url, model=model, mode=mode, concurrency=concurrency,
+                         temperature=temperature, seed=seed, max_tokens=max_tokens,
+                         recordings_dir=recordings_dir)  # fmt: skip
     prompts, prices = Prompts(prompts_dir), _prices(settings)
     outcome = _with_progress(
         lambda client, bar: regrade(run_dir, client, settings=settings, prompts=prompts, judge_samples=judge_samples,
