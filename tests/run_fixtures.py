@@ -8,6 +8,7 @@ seeded generator, so the folder is the same on every call with the same argument
 from __future__ import annotations
 
 import random
+import statistics
 from pathlib import Path
 
 from personasim.grading import Evidence, Grade, JudgeSample
@@ -147,14 +148,19 @@ def make_grades(t: Transcript, *, rng: random.Random, shift: float, inject: str 
         rationale = f"The learner's answers on {lens} show {'clear' if score >= 4 else 'little'} movement."
         if inject and n == 0:
             rationale, quotes = inject, [Evidence(text=inject, verified=False)]
-        samples = [JudgeSample(sample_index=0, score=int(score), rationale=rationale)]
+        second = max(1, int(score) - (rng.random() < 0.3))  # the judge's repeat sometimes scores one lower
+        samples = [JudgeSample(sample_index=0, score=int(score), rationale=rationale),
+                   JudgeSample(sample_index=1, score=second, rationale=rationale)]  # fmt: skip
+        judged = grader == "judge"
+        if judged:
+            score = (score + second) / 2
         grades.append(Grade(
             unit_id=t.unit_id, criterion_id=cid, criterion_text=text + (inject if inject and n == 1 else ""), lens=lens,
             grader=grader, score=score, threshold=3.0, passed=score >= 3, rationale=rationale,
-            evidence=quotes if grader == "judge" else [], samples=samples if grader == "judge" else [],
-            evidence_verified=all(q.verified for q in quotes) if grader == "judge" else None,
-            judge_samples=2 if grader == "judge" else 0, score_sd=0.7 if grader == "judge" else None,
-            score_min=max(1.0, score - float(rng.random() < 0.3)), score_max=score,
+            evidence=quotes if judged else [], samples=samples if judged else [],
+            evidence_verified=all(q.verified for q in quotes) if judged else None,
+            judge_samples=2 if judged else 0, score_sd=statistics.stdev([s.score for s in samples]) if judged else None,
+            score_min=float(second) if judged else None, score_max=float(samples[0].score) if judged else None,
             usage=TokenUsage(prompt_tokens=2400, completion_tokens=120, cached_tokens=2000), model="gpt-4o-mini",
         ))  # fmt: skip
     return GradeFile(unit_id=t.unit_id, grades=grades, judge_samples=2)
@@ -185,7 +191,8 @@ def build_run(root: Path, run_id: str = "run-synthetic", *, versions: tuple[str,
         run_id=run_id, package_version="0.1.0", model="gpt-4o-mini", seed=0,
         settings={"base_url": "https://api.openai.com/v1", "temperature": 0.0, "seed": 0, "max_tokens": 1024},
         samples=samples, judge_samples=2, sequential=False,
-        personas={p: "ph-" + p[:3] for p, _ in PERSONAS[:personas]}, modules={f"lotus@{v}": f"mh-{v}" for v in versions},
+        personas={p: "ph-" + p[:3] for p, _ in PERSONAS[:personas]},
+        modules={f"lotus@{v}": f"mh-{v}" for v in versions},
         prompt_hashes={"judge_system.md.j2": "abc123"}, started_at="2025-11-20T10:00:00+00:00",
         finished_at="2025-11-20T10:14:00+00:00", duration_s=840.0, units={t.unit_id: "finished" for t, _ in units},
         usage=usage, cost_usd=0.1734, rows=len(frame),

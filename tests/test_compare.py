@@ -90,6 +90,15 @@ def test_pairing_matches_persona_sample_and_criterion_whatever_the_row_order() -
     assert any("Unpaired" in w for w in result.warnings)
 
 
+def test_a_criterion_graded_two_ways_pairs_by_grader_too() -> None:
+    a = frame(samples=1).assign(grader="judge")
+    both = pd.concat([a, a.assign(grader="time_fit", score_norm=0.0)])
+    pairs, _, _ = pair_rows(both, both.assign(score_norm=both["score_norm"] + 0.1))
+    assert len(pairs) == len(both) and pairs["diff"].round(6).eq(0.1).all()
+    with pytest.raises(CompareError, match="more than one row"):
+        pair_rows(both.drop(columns="grader"), both.drop(columns="grader"))
+
+
 def test_cluster_bootstrap_keeps_a_personas_rows_together() -> None:
     # Persona effects dominate, and each persona has many rows: treating rows as independent
     # would give a falsely narrow interval; resampling personas must not.

@@ -164,7 +164,7 @@ def test_for_model_uses_the_registry_entry(monkeypatch: pytest.MonkeyPatch, tmp_
     server = LocalServer.for_model("smollm2-135m", cache_dir=tmp_path, command=["fake"])
     args = server.args()
     assert args[:1] == ["fake"] and args[args.index("--model") + 1] == str(tmp_path / "SmolLM2-135M-Instruct.Q4_1.gguf")
-    assert args[args.index("--n_ctx") + 1] == "2048" and args[args.index("--model_alias") + 1] == "smollm2-135m"
+    assert args[args.index("--n_ctx") + 1] == "8192" and args[args.index("--model_alias") + 1] == "smollm2-135m"
     assert LocalServer.for_model("smollm2-135m", n_ctx=999, command=["fake"]).n_ctx == 999
 
 

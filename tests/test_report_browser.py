@@ -26,7 +26,8 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install -y chromium)")
 
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync", "--hide-scrollbars"]  # fmt: skip
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         "--hide-scrollbars"]  # fmt: skip
 CSP_META = re.compile(r'<meta http-equiv="Content-Security-Policy" content="[^"]*">')
 SIDE_EFFECT = "document.documentElement.setAttribute('data-xss','ran')"
 PAYLOAD = f"<script>{SIDE_EFFECT}</script><img src=x onerror=\"{SIDE_EFFECT}\">"

@@ -37,10 +37,11 @@ from pydantic import BaseModel, Field
 from personasim.criteria import LENSES
 from personasim.errors import PersonasimError
 
-KEYS = ["persona_id", "sample", "criterion_id"]
+KEYS = ["persona_id", "sample", "criterion_id"]  # plus "grader" when both sides have it
 Level = Literal["overall", "lens", "criterion", "persona"]
 LEVELS: tuple[str, ...] = ("overall", "lens", "criterion", "persona")
 SMALL_N = 10  # fewer clusters than this: the interval is indicative only
+EPS = 1e-9  # float noise in a difference of identical scores is not a flag
 
 
 class CompareError(PersonasimError):
@@ -100,7 +101,8 @@ class Comparison(BaseModel):
 
     def to_markdown(self, level: str = "lens") -> str:
         head = f"**{self.label_b} vs {self.label_a}** (delta = B - A in mean score_norm, 0-1)\n\n"
-        cols = ["level", "key", "n pairs", "clusters", "A", "B", "delta", f"{self.confidence:.0%} CI", "p", "dz", "flag"]
+        ci = f"{self.confidence:.0%} CI"
+        cols = ["level", "key", "n pairs", "clusters", "A", "B", "delta", ci, "p", "dz", "flag"]
         lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
         for c in [self.overall, *(self.by(level) if level != "overall" else [])]:
             lines.append("| " + " | ".join(_md(v) for v in markdown_cells(c)) + " |")
@@ -213,15 +215,16 @@ def pair_rows(df_a: pd.DataFrame, df_b: pd.DataFrame) -> tuple[pd.DataFrame, int
     """Inner join of the graded rows of A and B on persona, sample and criterion.
 
     Returns (pairs with score_a, score_b, diff, ...), rows of A unmatched, rows of B unmatched."""
-    a, b = _graded(df_a, "A"), _graded(df_b, "B")
-    keep = [*KEYS, "score_norm", "lens", "criterion_text", "persona_title"]
-    pairs = a[keep].merge(b[[*KEYS, "score_norm"]], on=KEYS, how="inner", suffixes=("_a", "_b"))
+    keys = [*KEYS, *(["grader"] if "grader" in df_a.columns and "grader" in df_b.columns else [])]
+    a, b = _graded(df_a, "A", keys), _graded(df_b, "B", keys)
+    keep = [*keys, "score_norm", "lens", "criterion_text", "persona_title"]
+    pairs = a[keep].merge(b[[*keys, "score_norm"]], on=keys, how="inner", suffixes=("_a", "_b"))
     pairs["diff"] = pairs["score_norm_b"] - pairs["score_norm_a"]
     pairs["unit"] = pairs["persona_id"].astype(str) + "#" + pairs["sample"].astype(str)
     return pairs, len(a) - len(pairs), len(b) - len(pairs)
 
 
-def _graded(df: pd.DataFrame, side: str) -> pd.DataFrame:
+def _graded(df: pd.DataFrame, side: str, keys: list[str]) -> pd.DataFrame:
     missing = [c for c in [*KEYS, "score_norm", "lens"] if c not in df.columns]
     if missing:
         raise CompareError(f"side {side} lacks column(s) {', '.join(missing)}")
@@ -229,9 +232,9 @@ def _graded(df: pd.DataFrame, side: str) -> pd.DataFrame:
     for column in ("criterion_text", "persona_title"):
         if column not in out.columns:
             out[column] = ""
-    dupes = out.duplicated(KEYS)
+    dupes = out.duplicated(keys)
     if dupes.any():
-        first = "/".join(str(v) for v in out.loc[dupes, KEYS].iloc[0].tolist())
+        first = "/".join(str(v) for v in out.loc[dupes, keys].iloc[0].tolist())
         raise CompareError(
             f"side {side} has more than one row for persona/sample/criterion {first}: "
             "does it hold several module versions? Pick one (compare_versions or --a/--b)"
@@ -262,9 +265,9 @@ def contrast(group: pd.DataFrame, *, level: Level, key: str, label: str = "", le
     ci = cluster_bootstrap_ci(values, clusters, n_boot=n_boot, seed=seed, confidence=confidence)
     test = sign_flip_test(values, clusters, seed=seed, max_exact_clusters=max_exact_clusters, n_perm=n_perm)
     flag: Literal["worse", "better", ""] = ""
-    if ci is not None and ci[1] < 0:
+    if ci is not None and ci[1] < -EPS:
         flag = "worse"
-    elif ci is not None and ci[0] > 0:
+    elif ci is not None and ci[0] > EPS:
         flag = "better"
     exact = bool(test and test[1])
     return Contrast(

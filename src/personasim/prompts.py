@@ -26,7 +26,8 @@ STEP_TURN = "step_turn.md.j2"
 END_REFLECTION = "end_reflection.md.j2"
 JUDGE_SYSTEM = "judge_system.md.j2"
 JUDGE_CRITERION = "judge_criterion.md.j2"
-TEMPLATE_NAMES = (PERSONA_SYSTEM, STEP_TURN, END_REFLECTION, JUDGE_SYSTEM, JUDGE_CRITERION)
+STEP_RECAP = "step_recap.md.j2"
+TEMPLATE_NAMES = (PERSONA_SYSTEM, STEP_TURN, STEP_RECAP, END_REFLECTION, JUDGE_SYSTEM, JUDGE_CRITERION)
 JUDGE_STEP_CHARS = 400
 
 
@@ -102,6 +103,11 @@ class Prompts:
         """The user turn for step `index` (1-based)."""
         step = module.steps[index - 1]
         return self.render(STEP_TURN, persona=persona, module=module, step=step, index=index, total=len(module.steps))
+
+    def step_recap(self, module: LearningModule, index: int) -> str:
+        """What stands in for step `index` in the history once answered, with `history="recap"`."""
+        step = module.steps[index - 1]
+        return self.render(STEP_RECAP, module=module, step=step, index=index, total=len(module.steps))
 
     def end_reflection(self, persona: Persona, module: LearningModule) -> str:
         return self.render(END_REFLECTION, persona=persona, module=module)

@@ -6,7 +6,9 @@ Every string that comes from personas, modules or a model is escaped by jinja2's
 only markup inserted as-is is the SVG built (and escaped) in `svg.py`.
 
 With two or more module versions the first is the baseline (A) and each other is compared with it
-(B - A, see `compare.py`).
+(B - A, see `compare.py`). The simulation-health verdict (health.py) heads the page; judge
+agreement (reliability.py) closes each module version's section. The template lives in
+`templates/report.html.j2` (package data), so jinja2 is imported here as well as in prompts.py.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import Any
 
 import jinja2
 
-from personasim.compare import Comparison, CompareError, compare, fmt, fmt_ci, fmt_p
+from personasim.compare import CompareError, compare, fmt, fmt_ci, fmt_p
 from personasim.fileio import atomic_write_text
 from personasim.health import HEALTH_TABLE_COLUMNS, assess_health, health_table
 from personasim.reliability import judge_agreement
@@ -53,7 +55,8 @@ def _environment() -> jinja2.Environment:
 def health_view(run: RunData) -> dict[str, Any]:
     """The simulation-health verdict (health.py) over every transcript and grade of the run."""
     report = assess_health(list(run.transcripts.values()), run.results)
-    return {"verdict": report.verdict, "healthy": report.healthy, "columns": HEALTH_TABLE_COLUMNS,
+    headline, _, summary = report.verdict.partition(": ")  # "simulations look degenerate: <why>"
+    return {"headline": headline, "summary": summary, "healthy": report.healthy, "columns": HEALTH_TABLE_COLUMNS,
             "checks": health_table(report)}  # fmt: skip
 
 
@@ -61,14 +64,14 @@ def _alpha_class(alpha: float | None) -> str:
     """Krippendorff's rule of thumb: >= 0.8 reliable, >= 0.667 tentative, below that not."""
     if alpha is None:
         return ""
-    return "ok" if alpha >= 0.8 else ("small" if alpha >= 0.667 else "no")
+    return "ok" if alpha >= 0.8 else ("warn" if alpha >= 0.667 else "no")
 
 
 def reliability_view(sl: Slice) -> list[dict[str, Any]]:
     """Agreement of the judge's repeats per criterion id, then overall (reliability.py)."""
-    table = judge_agreement(sl.frame, sl.run.path) if len(sl.frame) else None
-    if table is None:
+    if sl.frame.empty:
         return []
+    table = judge_agreement(sl.frame, sl.run.path)
     rows = table.astype(object).where(table.notna(), None).to_dict("records")
     return [{**row, "alpha_class": _alpha_class(row["alpha"])} for row in rows]
 
@@ -116,8 +119,7 @@ def slice_view(sl: Slice) -> dict[str, Any]:
 
 def comparison_view(a: Slice, b: Slice, *, seed: int, n_boot: int) -> dict[str, Any]:
     try:
-        result: Comparison | None = compare(a.frame, b.frame, label_a=a.label, label_b=b.label, seed=seed,
-                                            n_boot=n_boot)  # fmt: skip
+        result = compare(a.frame, b.frame, label_a=a.label, label_b=b.label, seed=seed, n_boot=n_boot)
     except CompareError as exc:
         return {"a": a.label, "b": b.label, "error": str(exc)}
     worse = [c for c in result.by("criterion") if c.flag == "worse"]
@@ -150,7 +152,5 @@ def render_report(runs: Sequence[RunData], *, seed: int = 0, n_boot: int = 2000)
 def write_report(run_dirs: Sequence[str | Path], out_path: str | Path, *, seed: int = 0, n_boot: int = 2000) -> Path:
     """Read each run folder and write one self-contained HTML file to `out_path`."""
     html = render_report([load_run(d) for d in run_dirs], seed=seed, n_boot=n_boot)
-    out = Path(out_path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out, html)
-    return out
+    atomic_write_text(out_path, html)  # makes the parent folder too
+    return Path(out_path)

@@ -130,9 +130,10 @@ def heatmap(sl: Slice) -> dict[str, Any]:
         for lens in lenses:
             got = cells.loc[(pid, lens)] if (pid, lens) in cells.index else None
             score = None if got is None else _num(got["score"])
-            tip = f"{title or pid} · {lens}: " + (f"mean {score:.2f} over {int(got['n'])} grades, "
-                                                  f"{int(got['passed'])} passed" if got is not None and score is not None
-                                                  else "no grades")  # fmt: skip
+            tip = f"{title or pid} · {lens}: no grades"
+            if got is not None and score is not None:
+                counts = f"{int(got['n'])} grades, {int(got['passed'])} passed"
+                tip = f"{title or pid} · {lens}: mean {score:.2f} over {counts}"
             row.append(_cell(score, None if got is None else _num(got["norm"]), tip))
         rows.append({"persona_id": pid, "title": title, "cells": row, "criteria": criteria.get(pid, [])})
     return {"lenses": lenses, "rows": rows}

@@ -34,7 +34,7 @@ from personasim.transcript import Transcript, load_transcript
 
 GRADE_FILE_VERSION = 1
 MANIFEST_VERSION = 1
-SIMULATION_TEMPLATES = ("persona_system.md.j2", "step_turn.md.j2", "end_reflection.md.j2")
+SIMULATION_TEMPLATES = ("persona_system.md.j2", "step_turn.md.j2", "step_recap.md.j2", "end_reflection.md.j2")
 
 COLUMN_TYPES: dict[str, str] = {
     "run_id": "string", "unit_id": "string", "persona_id": "string", "persona_title": "string",
@@ -43,7 +43,7 @@ COLUMN_TYPES: dict[str, str] = {
     "grader": "string", "score": "Float64", "score_norm": "Float64", "passed": "boolean",
     "threshold": "Float64", "rationale": "string", "evidence": "string", "evidence_verified": "boolean",
     "evidence_unverified": "string", "flags": "string", "error": "string", "judge_samples": "Int64",
-    "score_sd": "Float64", "score_min": "Float64", "score_max": "Float64", "model": "string",
+    "judge_scores": "string", "score_sd": "Float64", "score_min": "Float64", "score_max": "Float64", "model": "string",
     "prompt_tokens": "Int64", "completion_tokens": "Int64", "cached_tokens": "Int64", "cost_usd": "Float64",
     "persona_hash": "string", "module_hash": "string", "prompt_hash": "string",
 }  # fmt: skip
@@ -122,6 +122,7 @@ def grade_row(transcript: Transcript, grade: Grade, prompt_hash: str, prices: Pr
         "evidence_unverified": _json_list([e.text for e in grade.evidence if not e.verified]),
         "flags": _json_list(grade.flags), "error": grade.error,
         "judge_samples": grade.judge_samples,
+        "judge_scores": json.dumps([s.score for s in sorted(grade.samples, key=lambda s: s.sample_index)]),
         "score_sd": grade.score_sd, "score_min": grade.score_min, "score_max": grade.score_max,
         "model": grade.model or transcript.model,
         "prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens,
@@ -188,6 +189,7 @@ class Manifest(BaseModel):
     samples: int
     judge_samples: int
     sequential: bool
+    history: str = "full"
     personas: dict[str, str] = Field(description="persona id -> content hash")
     modules: dict[str, str] = Field(description="module id@version -> content hash")
     prompt_hashes: dict[str, str]
@@ -200,6 +202,7 @@ class Manifest(BaseModel):
     cost_usd: float | None = Field(default=None, description="null when any model's price is unknown")
     rows: int
     regraded_at: str | None = None
+    health: dict[str, Any] | None = Field(default=None, description="simulation health checks and verdict")
 
 
 def utc_now() -> str:

@@ -30,6 +30,7 @@ from personasim.criteria import Criterion, derive_criteria
 from personasim.errors import InputError
 from personasim.grading import gather_cancelling, grade_transcript
 from personasim.hashing import canonical_json, content_hash
+from personasim.health import assess_health, health_to_dict
 from personasim.llm import ChatClient, LLMError, LLMSettings
 from personasim.module import LearningModule
 from personasim.persona import Persona
@@ -38,7 +39,7 @@ from personasim.results import (
     GradeFile, Manifest, RunPaths, load_unit, read_manifest, results_frame, save_grades, total_cost,
     usage_totals, utc_now, write_manifest, write_results,
 )  # fmt: skip
-from personasim.simulate import generation_summary, module_fingerprint, persona_fingerprint, simulate_unit, unit_id_for
+from personasim.simulate import History, generation_summary, module_fingerprint, persona_fingerprint, simulate_unit, unit_id_for
 from personasim.run_state import (
     UnitRecord, append_unit_record, read_inputs, read_unit_records, run_defaults, write_inputs,
 )  # fmt: skip
@@ -64,6 +65,7 @@ class RunConfig(BaseModel):
     samples: int = Field(default=1, ge=1)
     judge_samples: int = Field(default=1, ge=1)
     sequential: bool = False
+    history: History = "full"
     resume: bool = False
 
     @property
@@ -110,7 +112,7 @@ def new_run_id() -> str:
 
 
 def config_hash(persona: Persona, module: LearningModule, sample: int, criteria: list[Criterion],
-                judge_samples: int, settings: LLMSettings, prompts: Prompts) -> str:  # fmt: skip
+                judge_samples: int, settings: LLMSettings, prompts: Prompts, history: History = "full") -> str:  # fmt: skip
     """Everything that shapes a unit's transcript and grades; a change means the unit is redone."""
     return content_hash(canonical_json({
         "persona": persona_fingerprint(persona),
@@ -118,6 +120,7 @@ def config_hash(persona: Persona, module: LearningModule, sample: int, criteria:
         "sample": sample,
         "criteria": [c.model_dump(mode="json") for c in criteria],
         "judge_samples": judge_samples,
+        "history": history,
         # Not base_url: the same model behind another address (a new port) answers the same.
         "generation": {k: v for k, v in generation_summary(settings).items() if k != "base_url"},
         "prompts": prompts.template_hashes(),
@@ -125,7 +128,7 @@ def config_hash(persona: Persona, module: LearningModule, sample: int, criteria:
 
 
 def plan_units(personas: list[Persona], modules: list[LearningModule], samples: int, judge_samples: int,
-               settings: LLMSettings, prompts: Prompts) -> list[Unit]:  # fmt: skip
+               settings: LLMSettings, prompts: Prompts, history: History = "full") -> list[Unit]:  # fmt: skip
     _check_unique([p.id for p in personas], "persona id")
     _check_unique([m.ref for m in modules], "module version")
     units = []
@@ -133,7 +136,7 @@ def plan_units(personas: list[Persona], modules: list[LearningModule], samples: 
         for module in modules:
             criteria = derive_criteria(persona, module)
             for sample in range(samples):
-                digest = config_hash(persona, module, sample, criteria, judge_samples, settings, prompts)
+                digest = config_hash(persona, module, sample, criteria, judge_samples, settings, prompts, history)
                 units.append(Unit(persona, module, sample, criteria, unit_id_for(persona, module, sample), digest))
     return units
 
@@ -163,7 +166,8 @@ class _Context:
 async def _do_unit(ctx: _Context, unit: Unit) -> UnitRecord:
     try:
         transcript = await simulate_unit(ctx.client, unit.persona, unit.module, unit.sample, ctx.settings,
-                                         ctx.prompts, run_id=ctx.config.run_id)  # fmt: skip
+                                         ctx.prompts, run_id=ctx.config.run_id,
+                                         history=ctx.config.history)  # fmt: skip
         save_transcript(transcript, ctx.paths.transcript(unit.unit_id))
         if transcript.status == "finished":
             await _grade_unit(ctx, transcript, unit.persona, unit.module, unit.criteria)
@@ -222,7 +226,7 @@ async def run(client: ChatClient, personas: list[Persona], modules: list[Learnin
               progress: RunProgress | None = None) -> RunOutcome:  # fmt: skip
     """Simulate and grade every unit not already finished, then rebuild the results table."""
     paths, personas, modules = _prepare(config, personas, modules)
-    units = plan_units(personas, modules, config.samples, config.judge_samples, settings, prompts)
+    units = plan_units(personas, modules, config.samples, config.judge_samples, settings, prompts, config.history)
     done = read_unit_records(paths.units) if config.resume else {}
     todo = [u for u in units if not _finished(paths, done.get(u.unit_id), u)]
     ctx = _Context(client, settings, prompts, config, paths, progress or RunProgress())
@@ -267,13 +271,14 @@ def finalize(paths: RunPaths, units: list[Unit], settings: LLMSettings, prompts:
     manifest = Manifest(
         run_id=config.run_id, package_version=__version__, model=settings.model, seed=settings.seed,
         settings=settings.model_dump(mode="json"), samples=config.samples, judge_samples=config.judge_samples,
-        sequential=config.sequential,
+        sequential=config.sequential, history=config.history,
         personas={u.persona.id: persona_fingerprint(u.persona) for u in units},
         modules={u.module.ref: module_fingerprint(u.module) for u in units},
         prompt_hashes=prompts.template_hashes(), started_at=started, finished_at=utc_now(),
         duration_s=round(duration_s, 3), units=statuses, unit_errors=errors,
         usage={k: v.model_dump() for k, v in totals.items()},
         cost_usd=total_cost(settings.model, totals, prices), rows=len(frame), regraded_at=regraded_at,
+        health=health_to_dict(assess_health([transcript for transcript, _ in loaded], frame)),
     )  # fmt: skip
     write_manifest(paths.root, manifest)
     return RunOutcome(paths.root, frame, manifest)
@@ -294,8 +299,9 @@ async def regrade(run_dir: str | Path, client: ChatClient, *, settings: LLMSetti
         run_id=paths.root.name, out_dir=paths.root.parent, samples=run_params.get("samples", 1),
         judge_samples=judge_samples or run_params.get("judge_samples", 1),
         sequential=run_params.get("sequential", False) if sequential is None else sequential,
+        history=run_params.get("history", "full"),
     )  # fmt: skip
-    units = plan_units(personas, modules, config.samples, config.judge_samples, settings, prompts)
+    units = plan_units(personas, modules, config.samples, config.judge_samples, settings, prompts, config.history)
     records = read_unit_records(paths.units)
     todo = [u for u in units if records.get(u.unit_id) and records[u.unit_id].status == "finished"]
     ctx = _Context(client, settings, prompts, config, paths, progress or RunProgress())

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Literal
 
 from personasim.hashing import canonical_json, content_hash
 from personasim.llm import ChatClient, ChatOptions, Completion, LLMError, LLMSettings, complete_structured
@@ -27,6 +27,7 @@ from personasim.transcript import (
     Turn,
 )
 
+History = Literal["full", "recap"]
 GENERATION_FIELDS = ("model", "temperature", "seed", "max_tokens", "structured_output", "max_reasks", "base_url")
 
 
@@ -107,9 +108,13 @@ async def simulate_unit(
     settings: LLMSettings,
     prompts: Prompts,
     run_id: str = "",
+    history: History = "full",
 ) -> Transcript:
     """One conversation. LLM failures end the walkthrough with `status="failed"` and the turns
-    so far kept; anything else (a bug) propagates."""
+    so far kept; anything else (a bug) propagates.
+
+    `history="recap"` keeps every earlier answer but replaces each answered step's full text with
+    a one-line recap (the transcript still holds the full prompts)."""
     transcript = new_transcript(run_id, persona, module, sample, settings, prompts)
     options = sample_options(settings, sample)
     messages: list[dict[str, Any]] = [{"role": "system", "content": transcript.system_prompt}]
@@ -117,6 +122,8 @@ async def simulate_unit(
     try:
         for index in range(1, len(module.steps) + 1):
             turn = await _step_turn(client, messages, options, settings, prompts, persona, module, index)
+            if history == "recap":
+                messages[-2] = {"role": "user", "content": prompts.step_recap(module, index)}
             transcript.turns.append(turn)
             if transcript.first_abandoned_step is None and not turn.reaction.would_continue:
                 transcript.first_abandoned_step = turn.step_id

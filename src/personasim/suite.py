@@ -6,15 +6,28 @@ that turn a results table into a pass/fail verdict for CI. Paths are relative to
 
 from __future__ import annotations
 
+import asyncio
 import glob
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pandas as pd
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from personasim.backend import open_backend
 from personasim.errors import InputError
+from personasim.llm import ChatClient, build_client
+from personasim.module import LearningModule
+from personasim.module_loader import load_modules
+from personasim.persona import Persona
+from personasim.persona_parser import find_persona, load_personas
+from personasim.prompts import Prompts
+from personasim.runner import RunConfig, RunOutcome, RunProgress, run
+from personasim.settings import LLMSettings
 
 
 class Thresholds(BaseModel):
@@ -44,7 +57,9 @@ class Suite(BaseModel):
     backend: str = Field(default="openai", description="'openai' (any compatible endpoint) or 'local[:MODEL]'")
     llm: dict[str, Any] = Field(default_factory=dict, description="LLMSettings fields")
     recordings: str | None = None
-    mode: str = "replay"
+    mode: Literal["live", "record", "replay", "auto"] = "replay"
+    history: Literal["full", "recap"] = "full"
+    n_ctx: int | None = Field(default=None, ge=512, description="context size for a local server (default: the model's)")
     thresholds: Thresholds = Field(default_factory=Thresholds)
     recorded_with: dict[str, Any] = Field(
         default_factory=dict, description="provenance of the recordings: model file sha256, settings, prompt hashes"
@@ -63,6 +78,25 @@ class Suite(BaseModel):
 
     def recordings_dir(self) -> Path | None:
         return (self.root / self.recordings) if self.recordings else None
+
+
+    def settings(self, **overrides: Any) -> LLMSettings:
+        """The suite's LLM settings, its recordings folder and mode, then non-None overrides (CLI flags)."""
+        base = {"mode": self.mode, **self.llm}
+        if self.recordings:
+            base["recordings_dir"] = str(self.recordings_dir())
+        given = {k: v for k, v in overrides.items() if v is not None}
+        return LLMSettings.from_mapping({**base, **given}, source=self.path)
+
+    def load_personas(self, only: list[str] | None = None) -> list[Persona]:
+        personas = load_personas(self.persona_paths())
+        if not only:
+            return personas
+        wanted = [find_persona(self.persona_paths(), ref).id for ref in only]
+        return [p for p in personas if p.id in wanted]
+
+    def load_modules(self) -> list[LearningModule]:
+        return load_modules(self.module_paths())
 
 
 def load_suite(path: str | Path) -> Suite:
@@ -137,3 +171,52 @@ def _misses_for_version(rows: pd.DataFrame, t: Thresholds) -> list[str]:
         if rate < t.min_verified_evidence_rate:
             misses.append(f"min_verified_evidence_rate: {rate:.2f} < {t.min_verified_evidence_rate:.2f}")
     return misses
+
+
+@dataclass
+class SuiteRun:
+    """A suite's run plan, resolved: settings (after the backend), inputs and run parameters."""
+
+    suite: Suite
+    settings: LLMSettings
+    personas: list[Persona]
+    modules: list[LearningModule]
+    backend: str
+    backend_info: dict[str, Any]
+    sequential: bool
+
+
+@contextmanager
+def open_suite_run(suite: Suite, *, backend: str | None = None, only_personas: list[str] | None = None,
+                   **overrides: Any) -> Iterator[SuiteRun]:  # fmt: skip
+    """Resolve the suite's inputs and start its backend (a local server, if asked) for the run."""
+    backend = backend or suite.backend
+    personas, modules = suite.load_personas(only_personas), suite.load_modules()
+    with open_backend(backend, suite.settings(**overrides), n_ctx=suite.n_ctx) as opened:
+        yield SuiteRun(suite, opened.settings, personas, modules, backend, opened.description, opened.sequential)
+
+
+async def run_suite(plan: SuiteRun, client: ChatClient, *, out_dir: Path, run_id: str, resume: bool = False,
+                    progress: RunProgress | None = None, prompts: Prompts | None = None) -> RunOutcome:  # fmt: skip
+    config = RunConfig(
+        run_id=run_id, out_dir=out_dir, resume=resume, samples=plan.suite.samples,
+        judge_samples=plan.suite.judge_samples, sequential=plan.sequential, history=plan.suite.history,
+    )  # fmt: skip
+    return await run(client, plan.personas, plan.modules, settings=plan.settings, prompts=prompts or Prompts(),
+                     config=config, progress=progress)  # fmt: skip
+
+
+def evaluate_suite(path: str | Path, out_dir: Path, run_id: str, **overrides: Any) -> tuple[RunOutcome, list[str]]:
+    """Run a suite (replay by default) and check its thresholds: (outcome, the thresholds missed)."""
+    suite = load_suite(path)
+
+    async def main(plan: SuiteRun) -> RunOutcome:
+        client = build_client(plan.settings)
+        try:
+            return await run_suite(plan, client, out_dir=out_dir, run_id=run_id)
+        finally:
+            await client.aclose()
+
+    with open_suite_run(suite, **overrides) as plan:
+        outcome = asyncio.run(main(plan))
+    return outcome, check_thresholds(outcome.frame, suite.thresholds, failed_units=len(outcome.failed))

@@ -87,7 +87,8 @@ def _axes(f: _Frame, n_steps: int, low: int, high: int, y_label: str) -> list[st
         parts.append(f'<text x="{f.left - 8}" y="{y + 4:.1f}" text-anchor="end" class="tick">{tick}</text>')
     for step in range(1, n_steps + 1):
         x = f.x(step, n_steps)
-        parts.append(f'<text x="{x:.1f}" y="{f.height - f.bottom + 18}" text-anchor="middle" class="tick">{step}</text>')
+        y = f.height - f.bottom + 18
+        parts.append(f'<text x="{x:.1f}" y="{y}" text-anchor="middle" class="tick">{step}</text>')
     parts.append(f'<text x="{f.width / 2:.0f}" y="{f.height - 4}" text-anchor="middle" class="axis">step</text>')
     mid = (f.top + f.height - f.bottom) / 2
     parts.append(
@@ -148,8 +149,16 @@ class Interval:
 _FLAG_COLORS = {"worse": "#b2182b", "better": "#2166ac", "": "#495057"}
 
 
-def forest_plot(rows: list[Interval], *, label: str = "B - A") -> Markup:
-    """One row per interval: a point at the difference and a line across its interval, around 0."""
+def nice_ticks(span: float) -> list[float]:
+    """Round tick values within +-span, at most four on each side of 0."""
+    step = next((t for t in (0.05, 0.1, 0.2, 0.25, 0.5) if span / t <= 4), 1.0)
+    n = int(span / step + 1e-9)
+    return [round(i * step, 4) for i in range(-n, n + 1)]
+
+
+def forest_plot(rows: list[Interval], *, label: str = "B − A", bold_first: bool = True) -> Markup:
+    """One row per interval: a point at the difference and a line across its interval, around 0.
+    The first row (the overall difference) is bold unless `bold_first` is false."""
     width, left, right, row_h, top = 760, 190, 24, 26, 24
     ends = [abs(v) for r in rows for v in (r.delta, r.low, r.high) if v is not None]
     span = max([0.25, *ends]) * 1.1
@@ -163,12 +172,15 @@ def forest_plot(rows: list[Interval], *, label: str = "B - A") -> Markup:
         f'aria-label="{esc(label)}">',
         f'<line x1="{x(0):.1f}" x2="{x(0):.1f}" y1="{top - 8}" y2="{height - 24}" class="zero"/>',
     ]
-    for tick in (-span / 1.1, -span / 2.2, 0.0, span / 2.2, span / 1.1):
+    for tick in nice_ticks(span):
         parts.append(f'<text x="{x(tick):.1f}" y="{height - 8}" text-anchor="middle" class="tick">{tick:+.2f}</text>')
+    parts.append(f'<text x="{left - 10}" y="{height - 8}" text-anchor="end" class="axis">{esc(label)}</text>')
     for i, r in enumerate(rows):
         y = top + row_h * i + row_h / 2
         color = _FLAG_COLORS.get(r.flag, _FLAG_COLORS[""])
-        parts.append(f'<text x="{left - 10}" y="{y + 4:.1f}" text-anchor="end" class="rowlabel">{esc(r.label)}</text>')
+        weight = ' font-weight="700"' if i == 0 and bold_first else ""
+        parts.append(f'<text x="{left - 10}" y="{y + 4:.1f}" text-anchor="end" class="rowlabel"{weight}>'
+                     f"{esc(r.label)}</text>")  # fmt: skip
         if r.low is not None and r.high is not None:
             parts.append(f'<line x1="{x(r.low):.1f}" x2="{x(r.high):.1f}" y1="{y:.1f}" y2="{y:.1f}" '
                          f'stroke="{color}" stroke-width="3" stroke-linecap="round"/>')  # fmt: skip

@@ -15,6 +15,7 @@ from rich.table import Table
 
 from personasim.cli import llm_options as lo
 from personasim.cli.common import console, err_console, guarded, print_json
+from personasim.backend import BACKENDS_HELP, open_backend
 from personasim.costs import PriceTable, format_cost
 from personasim.criteria import derive_criteria
 from personasim.llm import ChatClient, LLMSettings, build_client
@@ -24,6 +25,7 @@ from personasim.prompts import Prompts
 from personasim.results import summary
 from personasim.runner import RunConfig, RunOutcome, RunProgress, UnitRecord, new_run_id, regrade, run, run_defaults
 from personasim.settings import read_settings_file
+from personasim.suite import load_suite, open_suite_run
 
 criteria_app = typer.Typer(help="Show the evaluation criteria derived from a persona.", no_args_is_help=True)
 T = TypeVar("T")
@@ -99,7 +101,18 @@ def _print_outcome(outcome: RunOutcome) -> None:
     flagged = int(frame["flags"].fillna("[]").ne("[]").sum()) if len(frame) else 0
     if flagged:
         console.print(f"{flagged} rows flagged (unverified evidence, disagreeing judges, ...): see the `flags` column")
+    _print_health(manifest)
     console.print(f"results: {outcome.run_dir}", highlight=False, markup=False, soft_wrap=True)
+
+
+def _print_health(manifest: Any) -> None:
+    """The health verdict, loud when the simulations look degenerate: a weak model's table is no evidence."""
+    health = manifest.health or {}
+    source = "recordings" if manifest.settings.get("mode") == "replay" else manifest.settings.get("mode")
+    console.print(f"answers by model {manifest.model} ({source})", markup=False, highlight=False)
+    verdict = health.get("verdict", "no health verdict")
+    style = "green" if health.get("healthy") else "bold red"
+    console.print(f"health: {verdict}", style=style, markup=False, highlight=False, soft_wrap=True)
 
 
 def _summary_table(table: Any, by: tuple[str, ...]) -> Table:
@@ -127,16 +140,20 @@ def _finish(outcome: RunOutcome, run_id: str, out: Path) -> None:
 
 @guarded
 def run_cmd(
+    suite: Optional[Path] = typer.Option(None, "--suite", help="Run an eval suite (evals/*.yaml): its personas, modules, settings and recordings."),
     module: Optional[list[Path]] = typer.Option(None, "--module", help="Module version file or folder (repeatable)."),
     personas: Optional[list[Path]] = typer.Option(None, "--personas", help="Persona file or folder (repeatable)."),
+    only: Optional[list[str]] = typer.Option(None, "--persona", help="With --suite: only this persona id or number (repeatable)."),
+    backend: Optional[str] = typer.Option(None, "--backend", help=f"Where the model runs: {BACKENDS_HELP} [default: openai, or the suite's]."),
     samples: Optional[int] = typer.Option(None, "--samples", min=1, help="Conversations per persona x module version [default: 1, or as the resumed run]."),
     judge_samples: Optional[int] = typer.Option(None, "--judge-samples", min=1, help="Judge repeats per criterion [default: 1, or as the resumed run]."),
+    history: Optional[str] = typer.Option(None, "--history", help="full: every step's text stays in the conversation; recap: answered steps shrink to one line [default: full, or the suite's]."),
     run_id: Optional[str] = typer.Option(None, "--run-id", help="Name of the run folder (default: timestamp)."),
     resume: Optional[str] = typer.Option(None, "--resume", help="Finish run RUN: skip its finished units."),
     out: Path = OutOpt,
     sequential: Optional[bool] = typer.Option(
         None, "--sequential/--concurrent",
-        help="One conversation (and its grading) at a time: best for a local llama.cpp server [default: concurrent, or as the resumed run].",
+        help="One conversation (and its grading) at a time: best for a local llama.cpp server [default: concurrent; sequential for local backends].",
     ),
     prompts_dir: Optional[Path] = PromptsOpt,
     config: lo.ConfigOpt = None, base_url: lo.BaseUrlOpt = None, model: lo.ModelOpt = None,
@@ -145,35 +162,67 @@ def run_cmd(
 ) -> None:  # fmt: skip
     """Walk every persona through every module version, grade the transcripts, write results/<run>/.
 
-    With --resume RUN, the run's own personas, modules and settings are used unless given again."""
-    if not resume and (not module or not personas):
-        raise typer.BadParameter("give --module and --personas (or --resume RUN)")
+    With --suite, the suite names everything (flags override it). With --resume RUN, the run's own
+    personas, modules and settings are used unless given again."""
+    if history not in (None, "full", "recap"):
+        raise typer.BadParameter("--history is full or recap")
+    flags = dict(base_url=base_url, model=model, mode=mode, concurrency=concurrency, temperature=temperature,
+                 seed=seed, max_tokens=max_tokens, recordings_dir=recordings_dir)  # fmt: skip
     the_id = resume or run_id or new_run_id()
+    prompts = Prompts(prompts_dir)
+    if suite is not None:
+        loaded = load_suite(suite)
+        with open_suite_run(loaded, backend=backend, only_personas=only, **flags) as plan:
+            config_ = RunConfig(
+                run_id=the_id, out_dir=out, resume=bool(resume), samples=samples or loaded.samples,
+                judge_samples=judge_samples or loaded.judge_samples, history=history or loaded.history,
+                sequential=plan.sequential if sequential is None else sequential,
+            )  # fmt: skip
+            _announce(plan.settings, plan.backend_info)
+            _run_and_report(plan.settings, plan.personas, plan.modules, prompts, config_)
+        return
+    if not resume and (not module or not personas):
+        raise typer.BadParameter("give --suite, or --module and --personas (or --resume RUN)")
     as_run = run_defaults(out / the_id)[0] if resume else {}
-    settings = _settings(out / the_id if resume else None, config, base_url=base_url, model=model, mode=mode,
-                         concurrency=concurrency, temperature=temperature, seed=seed, max_tokens=max_tokens,
-                         recordings_dir=recordings_dir)  # fmt: skip
-    config_ = RunConfig(
-        run_id=the_id, out_dir=out, resume=bool(resume),
-        samples=samples or as_run.get("samples", 1), judge_samples=judge_samples or as_run.get("judge_samples", 1),
-        sequential=as_run.get("sequential", False) if sequential is None else sequential,
-    )  # fmt: skip
+    settings = _settings(out / the_id if resume else None, config, **flags)
     loaded_personas = load_personas(personas) if personas else []
     loaded_modules = load_modules(module) if module else []
-    prompts, prices = Prompts(prompts_dir), _prices(settings)
+    with open_backend(backend, settings) as opened:
+        config_ = RunConfig(
+            run_id=the_id, out_dir=out, resume=bool(resume),
+            samples=samples or as_run.get("samples", 1), judge_samples=judge_samples or as_run.get("judge_samples", 1),
+            history=history or as_run.get("history", "full"),
+            sequential=(opened.sequential or as_run.get("sequential", False)) if sequential is None else sequential,
+        )  # fmt: skip
+        _announce(opened.settings, opened.description)
+        _run_and_report(opened.settings, loaded_personas, loaded_modules, prompts, config_)
+
+
+def _announce(settings: LLMSettings, backend_info: dict[str, Any]) -> None:
+    where = backend_info.get("backend", "openai")
+    err_console.print(
+        f"model {settings.model} via {where}, mode {settings.mode}"
+        + (f", recordings {settings.recordings_dir}" if settings.recordings_dir else ""),
+        markup=False, highlight=False, soft_wrap=True,
+    )  # fmt: skip
+
+
+def _run_and_report(settings: LLMSettings, personas: list[Any], modules: list[Any], prompts: Prompts,
+                    config_: RunConfig) -> None:  # fmt: skip
+    prices = _prices(settings)
     try:
         outcome = _with_progress(
-            lambda client, bar: run(client, loaded_personas, loaded_modules, settings=settings, prompts=prompts,
+            lambda client, bar: run(client, personas, modules, settings=settings, prompts=prompts,
                                     config=config_, prices=prices, progress=bar),
             settings,
         )  # fmt: skip
     except KeyboardInterrupt:
         err_console.print(
-            f"interrupted; finished units are saved: personasim run --resume {the_id} --out {out}",
+            f"interrupted; finished units are saved: personasim run --resume {config_.run_id} --out {config_.out_dir}",
             markup=False, highlight=False, soft_wrap=True,
         )  # fmt: skip
         raise typer.Exit(130) from None
-    _finish(outcome, the_id, out)
+    _finish(outcome, config_.run_id, config_.out_dir)
 
 
 @guarded
