@@ -102,10 +102,47 @@ class Plan:
         calls: criteria side by side (at most `concurrency` at once), a criterion's repeats in order."""
         return max(u.simulation_calls + max(u.judge_samples, -(-u.judge_calls // concurrency)) for u in self.units)
 
+    def earliest_starts(self) -> list[int]:
+        """For every call, the earliest tick (in call latencies) it can start: its depth in its unit."""
+        starts: list[int] = []
+        for u in self.units:
+            starts += range(u.simulation_calls)
+            starts += [u.simulation_calls + k for k in range(u.judge_samples) for _ in range(u.judged_criteria)]
+        return starts
+
     def critical_path_calls(self, concurrency: int) -> int:
-        """A lower bound on the makespan, in call latencies: no faster than the longest chain,
-        and no faster than all calls spread evenly over `concurrency` slots."""
-        return max(self.chain(concurrency), -(-self.calls // concurrency))
+        """A lower bound on the makespan, in call latencies. The calls that cannot start before
+        tick s need ceil(count / concurrency) ticks after s, so T >= s + that for every s: at s = 0
+        it is all calls spread evenly over the slots, at the last depth the longest chain, and in
+        between it counts fan-outs of judge calls that overlap at the end of the run."""
+        starts = sorted(self.earliest_starts(), reverse=True)
+        best = 0
+        for later, s in enumerate(starts, start=1):  # `later` calls start at s or after
+            best = max(best, s + -(-later // concurrency))
+        return max(best, self.chain(concurrency))
+
+    def fifo_schedule_calls(self, concurrency: int) -> int:
+        """Makespan, in call latencies, of the harness's own scheduling with zero overhead: units
+        start together, calls take the free slots first come first served (the client's
+        semaphore), a unit's judge calls are queued together after its reflection."""
+        ready = [(0, i) for i in range(len(self.units))]  # (unit position in its chain, unit)
+        tick, left = 0, self.calls
+        while left:
+            running, ready = ready[:concurrency], ready[concurrency:]
+            tick, left = tick + 1, left - len(running)
+            ready += [nxt for pos, i in running for nxt in self._after(pos, i)]
+            if tick > 10 * self.calls + 10:
+                raise RuntimeError("schedule did not converge")
+        return tick
+
+    def _after(self, pos: int, unit: int) -> list[tuple[int, int]]:
+        u = self.units[unit]
+        if pos < u.simulation_calls - 1:
+            return [(pos + 1, unit)]
+        if pos == u.simulation_calls - 1:
+            return [(u.simulation_calls, unit)] * u.judged_criteria  # one per criterion (repeats follow)
+        depth = pos - u.simulation_calls  # this criterion's repeat number
+        return [(pos + 1, unit)] if depth + 1 < u.judge_samples else []
 
 
 def plan_of(personas: list[Persona], modules: list[LearningModule], samples: int = 1, judge_samples: int = 1) -> Plan:

@@ -26,31 +26,32 @@ from personasim.prompts import Prompts
 from personasim.runner import RunConfig, run
 
 
-async def timed_run(base_url: str, concurrency: int, out_dir: Path) -> tuple[float, int]:
+async def timed_run(base_url: str, concurrency: int, out_dir: Path) -> tuple[float, float, int]:
     personas, modules = seed_suite()
     settings = live_settings(base_url, concurrency)
     config = RunConfig(run_id=f"c{concurrency}", out_dir=out_dir, judge_samples=1)
-    client = build_client(settings)
+    client, prompts = build_client(settings), Prompts()
     try:
-        started = time.perf_counter()
-        outcome = await run(client, personas, modules, settings=settings, prompts=Prompts(), config=config)
-        wall = time.perf_counter() - started
+        started, cpu = time.perf_counter(), time.process_time()
+        outcome = await run(client, personas, modules, settings=settings, prompts=prompts, config=config)
+        wall, cpu = time.perf_counter() - started, time.process_time() - cpu
     finally:
         await client.aclose()
     if outcome.failed:
         raise SystemExit(f"units failed: {outcome.failed}")
-    return wall, len(outcome.frame)
+    return wall, cpu, len(outcome.frame)
 
 
 def measure(concurrency: int, latency: float, plan: Plan) -> dict[str, float]:
     with tempfile.TemporaryDirectory(prefix="bench-conc-") as tmp, ServerProcess(latency) as server:
-        wall, rows = asyncio.run(timed_run(server.base_url, concurrency, Path(tmp)))
+        wall, cpu, rows = asyncio.run(timed_run(server.base_url, concurrency, Path(tmp)))
     calls = server.stats["chat_requests"]
     if calls != plan.calls:
         raise SystemExit(f"the server saw {calls} calls; the plan has {plan.calls}")
     critical = plan.critical_path_calls(concurrency) * latency
     return {"concurrency": concurrency, "calls": calls, "rows": rows, "in_flight": server.stats["max_in_flight"],
-            "critical_s": critical, "wall_s": wall, "efficiency": critical / wall}  # fmt: skip
+            "critical_s": critical, "wall_s": wall, "efficiency": critical / wall, "cpu_s": cpu,
+            "server_cpu_s": server.stats["cpu_s"]}  # fmt: skip
 
 
 def main() -> int:
@@ -63,14 +64,14 @@ def main() -> int:
     print(f"machine: {machine()}")
     print(f"suite: {len(personas)} personas x {len(modules)} module versions = {len(plan.units)} units, "
           f"{plan.calls} calls, longest unit chain {plan.chain(10**6)} calls; latency {args.latency * 1000:g} ms")  # fmt: skip
-    print(f"{'conc':>5} {'calls':>6} {'in flight':>9} {'critical s':>10} {'wall s':>8} {'efficiency':>10} {'speed-up':>9}")
+    print(f"{'conc':>5} {'calls':>6} {'in flight':>9} {'critical s':>10} {'wall s':>8} {'efficiency':>10} {'speed-up':>9} {'CPU s':>6} {'server CPU s':>12}")
     base_wall = None
     for concurrency in args.concurrency:
         r = measure(concurrency, args.latency, plan)
         base_wall = r["wall_s"] if concurrency == 1 else base_wall
         speedup = f"{base_wall / r['wall_s']:.1f}x" if base_wall else "-"
         print(f"{concurrency:>5} {r['calls']:>6} {r['in_flight']:>9} {r['critical_s']:>10.2f} {r['wall_s']:>8.2f} "
-              f"{r['efficiency']:>10.2f} {speedup:>9}", flush=True)  # fmt: skip
+              f"{r['efficiency']:>10.2f} {speedup:>9} {r['cpu_s']:>6.2f} {r['server_cpu_s']:>12.2f}", flush=True)  # fmt: skip
     print(f"machine after: {machine()}")
     return 0
 

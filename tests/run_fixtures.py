@@ -109,7 +109,7 @@ def _reaction(rng: random.Random, pid: str, step: str, level: float, inject: str
         questions=["How would this work in a small practice?"] if rng.random() < 0.5 else [],
         barriers=[Barrier(kind=kind, detail=detail)] if rng.random() < 0.7 else [],
         would_continue=engagement >= 2, continue_reason="Worth my time so far." if engagement >= 2 else "Lost me here.",
-        minutes_spent=rng.randint(8, 30),
+        minutes_spent=rng.choice([10, 15, 20, 30]),
     )  # fmt: skip
 
 

@@ -43,7 +43,7 @@ def step_reaction(system: str, step: int, total: int, title: str) -> dict[str, A
         "barriers": [{"kind": "time", "detail": "Board papers due this week"}],
         "would_continue": not quits,
         "continue_reason": "No time for this right now" if quits else "I want to see where it goes",
-        "minutes_spent": 10 + step,
+        "minutes_spent": (5, 10, 15, 20, 30)[step % 5],
     }
 
 

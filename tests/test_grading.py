@@ -114,14 +114,14 @@ async def test_failed_transcripts_are_not_graded() -> None:
 
 
 async def test_time_fit_scores_the_share_of_a_week(monkeypatch) -> None:
-    # 3 steps x 20 min = 60 min; learner says 11 + 12 + 13 = 36 min.
+    # 3 steps x 20 min = 60 min; learner says 10 + 15 + 20 = 45 min.
     transcript = await _transcript()
     cases = [((4, 5), 5), ((2, 3), 4), ((1, 2), 3), ((0.5, 1), 2), ((0.25, 1), 1)]
     for hours, expected in cases:
         persona = make_persona(hours=hours)
         [grade] = await _grade(ScriptedClient([]), transcript, [_criterion("fit-time", persona)], persona=persona)
         assert grade.score == expected, (hours, grade.rationale)
-        assert "module estimate 60 min, learner's own estimate 36 min" in grade.rationale
+        assert "module estimate 60 min, learner's own estimate 45 min" in grade.rationale
     persona = make_persona(hours=None)
     [grade] = await _grade(ScriptedClient([]), transcript, [_criterion("fit-time", persona)], persona=persona)
     assert grade.score is None and grade.passed is None

@@ -174,3 +174,38 @@ def test_thread_defaults_follow_llama_cpp_rule(monkeypatch: pytest.MonkeyPatch, 
     assert (server.n_threads, server.n_threads_batch) == (4, 8)
     monkeypatch.setattr(local_server, "available_cores", lambda: 1)
     assert LocalServer(tmp_path / "m.gguf", port=1, command=["fake"]).n_threads == 1
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="parent-death signal is Linux-only")
+def test_server_dies_with_a_sigkilled_parent(tmp_path: Path) -> None:
+    """A run killed with SIGKILL cannot run its cleanup; the server must not outlive it."""
+    import signal
+    import subprocess
+    import time
+
+    script = tmp_path / "fake_server.py"
+    script.write_text(FAKE_SERVER)
+    (tmp_path / "model.gguf").write_bytes(b"GGUF")
+    parent_code = (
+        "import sys, time\n"
+        "from personasim.local_server import LocalServer\n"
+        f"s = LocalServer({str(tmp_path / 'model.gguf')!r}, command=[sys.executable, {str(script)!r}],"
+        f" log_path={str(tmp_path / 'server.log')!r}, startup_timeout_s=20)\n"
+        "s.start()\n"
+        "print(s.pid, flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", parent_code], stdout=subprocess.PIPE, text=True)
+    child_pid = int(parent.stdout.readline())
+    parent.send_signal(signal.SIGKILL)
+    parent.wait(timeout=10)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            os.kill(child_pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
+    else:
+        os.kill(child_pid, signal.SIGKILL)
+        pytest.fail("the server outlived its SIGKILLed parent")

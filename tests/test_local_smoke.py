@@ -45,3 +45,33 @@ async def test_smollm2_answers_two_turns_through_the_openai_client() -> None:
         finally:
             await client.close()
     assert not server.running
+
+
+async def test_one_persona_two_steps_through_the_harness_on_smollm2() -> None:
+    """The product path end to end: backend 'local' starts llama.cpp, the real client stack talks to it,
+    and a persona walks two real lotus steps to a validated StepReaction each."""
+    from pathlib import Path
+
+    from personasim.backend import open_backend
+    from personasim.llm import LLMSettings, build_client
+    from personasim.module_loader import load_module
+    from personasim.persona_parser import find_persona
+    from personasim.prompts import Prompts
+    from personasim.simulate import simulate_unit
+
+    root = Path(__file__).resolve().parents[1]
+    persona = find_persona([root / "personas"], "p17")
+    lotus = load_module(root / "modules" / "lotus" / "v1.md")
+    module = lotus.model_copy(update={"steps": lotus.steps[:2]})
+    settings = LLMSettings(model="unused", temperature=0.0, seed=0, max_tokens=700, timeout_s=120)
+    with open_backend("local:smollm2-135m", settings) as backend:
+        assert backend.sequential and backend.settings.structured_output == "json_object_schema"
+        client = build_client(backend.settings)
+        try:
+            transcript = await simulate_unit(client, persona, module, 0, backend.settings, Prompts(), history="recap")
+        finally:
+            await client.aclose()
+    assert transcript.status == "finished", transcript.error
+    assert [t.step_index for t in transcript.turns] == [1, 2] and transcript.reflection is not None
+    assert all(t.usage.completion_tokens > 0 and not t.from_recording for t in transcript.turns)
+    assert transcript.model == "smollm2-135m"

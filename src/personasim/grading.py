@@ -138,11 +138,12 @@ def check_evidence(quotes: list[str], learner_texts: list[str]) -> list[Evidence
 
 
 def judge_messages(prompts: Prompts, transcript: Transcript, persona: Persona, module: LearningModule,
-                   criterion: Criterion) -> list[dict[str, str]]:  # fmt: skip
-    return [
-        {"role": "system", "content": prompts.judge_system(transcript, persona, module)},
-        {"role": "user", "content": prompts.judge_criterion(criterion)},
-    ]
+                   criterion: Criterion, system: str | None = None) -> list[dict[str, str]]:  # fmt: skip
+    """`system`: the transcript's judge system prompt when already rendered (it is the same for
+    every criterion of a transcript; rendering it per criterion cost more than the HTTP call)."""
+    if system is None:
+        system = prompts.judge_system(transcript, persona, module)
+    return [{"role": "system", "content": system}, {"role": "user", "content": prompts.judge_criterion(criterion)}]
 
 
 def _to_usage(completion: Completion | None, error: BaseException | None = None) -> TokenUsage:
@@ -224,8 +225,8 @@ def _judge_grade(criterion: Criterion, transcript: Transcript, samples: list[Jud
 
 async def judge_criterion(client: ChatClient, transcript: Transcript, persona: Persona, module: LearningModule,
                           criterion: Criterion, *, judge_samples: int, settings: LLMSettings,
-                          prompts: Prompts) -> Grade:  # fmt: skip
-    messages = judge_messages(prompts, transcript, persona, module, criterion)
+                          prompts: Prompts, system: str | None = None) -> Grade:  # fmt: skip
+    messages = judge_messages(prompts, transcript, persona, module, criterion, system)
     learner_texts = transcript.learner_texts()
     samples, usage = [], TokenUsage()
     for index in range(judge_samples):  # in order: repeats of one request share the whole prompt
@@ -386,10 +387,13 @@ async def grade_transcript(
     if judge_samples < 1:
         raise PersonasimError("judge_samples must be at least 1")
 
+    judged = any(c.grader == "judge" for c in criteria)
+    system = prompts.judge_system(transcript, persona, module) if judged else None
+
     async def one(criterion: Criterion) -> Grade:
         if criterion.grader == "judge":
-            return await judge_criterion(client, transcript, persona, module, criterion,
-                                         judge_samples=judge_samples, settings=settings, prompts=prompts)  # fmt: skip
+            return await judge_criterion(client, transcript, persona, module, criterion, judge_samples=judge_samples,
+                                         settings=settings, prompts=prompts, system=system)  # fmt: skip
         return DETERMINISTIC[criterion.grader](criterion, transcript, persona, module)
 
     if concurrent:

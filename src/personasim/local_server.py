@@ -6,8 +6,10 @@ Needs the `local` extra (`llama-cpp-python[server]`); without it `LocalServer` s
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import importlib.util
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -44,6 +46,15 @@ def llama_server_command() -> list[str]:
     return [sys.executable, "-m", "llama_cpp.server"]
 
 
+def _die_with_parent() -> None:
+    """In the child, before exec: on Linux, ask for SIGTERM when the parent dies, even by SIGKILL,
+    so a killed run never leaves a llama.cpp server holding the cores. Elsewhere a no-op."""
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+_PR_SET_PDEATHSIG = 1
 _NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
@@ -160,7 +171,7 @@ class LocalServer:
             log.flush()
             self._proc = subprocess.Popen(
                 args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                env={**os.environ, "PYTHONUNBUFFERED": "1"}, preexec_fn=_die_with_parent,
             )
         self._started_at = time.monotonic()
 

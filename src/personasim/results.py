@@ -104,6 +104,13 @@ def _json_list(items: list[str]) -> str:
     return json.dumps(items, ensure_ascii=False)
 
 
+def _judge_scores(grade: Grade) -> str | None:
+    """Each judge repeat's score in repeat order (null for a failed repeat); null for non-judge grades."""
+    if not grade.samples:
+        return None
+    return json.dumps([s.score for s in sorted(grade.samples, key=lambda s: s.sample_index)])
+
+
 def grade_row(transcript: Transcript, grade: Grade, prompt_hash: str, prices: PriceTable | None) -> dict[str, Any]:
     usage = grade.usage
     cost = None
@@ -122,7 +129,7 @@ def grade_row(transcript: Transcript, grade: Grade, prompt_hash: str, prices: Pr
         "evidence_unverified": _json_list([e.text for e in grade.evidence if not e.verified]),
         "flags": _json_list(grade.flags), "error": grade.error,
         "judge_samples": grade.judge_samples,
-        "judge_scores": json.dumps([s.score for s in sorted(grade.samples, key=lambda s: s.sample_index)]),
+        "judge_scores": _judge_scores(grade),
         "score_sd": grade.score_sd, "score_min": grade.score_min, "score_max": grade.score_max,
         "model": grade.model or transcript.model,
         "prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens,

@@ -10,6 +10,7 @@ pydantic, and an invalid one is re-asked with the error appended (instructor's l
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import logging
 import re
@@ -43,14 +44,36 @@ class OutputInvalid(ValueError):
 # --------------------------------------------------------------------------- schemas
 
 
+def copy_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A copy safe to mutate: text-only messages get a new dict each (their values are immutable);
+    any other message is deep-copied. Deep-copying a long history on every call cost ~1 ms."""
+    return [
+        dict(m) if all(v is None or isinstance(v, (str, int, float)) for v in m.values()) else copy.deepcopy(m)
+        for m in messages
+    ]
+
+
+
 def response_schema(response_model: type[BaseModel]) -> dict[str, Any]:
     """The plain pydantic JSON schema (what the replay key and the instructions use)."""
-    return response_model.model_json_schema()
+    return copy.deepcopy(_plain_schema(response_model))
 
 
 def strict_schema(response_model: type[BaseModel]) -> dict[str, Any]:
     """OpenAI strict schema: every object closed (`additionalProperties: false`) with every
     property required; `$ref`s with siblings inlined; `default: null` dropped."""
+    return copy.deepcopy(_strict_schema(response_model))
+
+
+# Building a schema takes milliseconds and every call needs one: build each once per model class
+# (callers get copies, so the cached ones never change).
+@functools.lru_cache(maxsize=64)
+def _plain_schema(response_model: type[BaseModel]) -> dict[str, Any]:
+    return response_model.model_json_schema()
+
+
+@functools.lru_cache(maxsize=64)
+def _strict_schema(response_model: type[BaseModel]) -> dict[str, Any]:
     schema = copy.deepcopy(response_model.model_json_schema())
     return _make_strict(schema, root=schema)
 
@@ -99,12 +122,12 @@ def response_format(response_model: type[BaseModel], mode: StructuredMode) -> di
             "type": "json_schema",
             "json_schema": {
                 "name": schema_name(response_model),
-                "schema": strict_schema(response_model),
+                "schema": _strict_schema(response_model),  # read-only: serialised, never changed
                 "strict": True,
             },
         }
     if mode == "json_object_schema":
-        return {"type": "json_object", "schema": response_schema(response_model)}
+        return {"type": "json_object", "schema": _plain_schema(response_model)}
     if mode == "json_object":
         return {"type": "json_object"}
     return None
@@ -121,7 +144,7 @@ def schema_instructions(response_model: type[BaseModel]) -> str:
 def with_instructions(messages: list[dict[str, Any]], response_model: type[BaseModel]) -> list[dict[str, Any]]:
     """A deep copy of `messages` with the schema instructions appended to the last user message
     (the end of the prompt, so a shared prefix stays cacheable)."""
-    out = copy.deepcopy(messages)
+    out = copy_messages(messages)
     text = schema_instructions(response_model)
     if out and out[-1].get("role") == "user" and isinstance(out[-1].get("content"), str):
         out[-1]["content"] = f"{out[-1]['content']}\n\n{text}"
@@ -221,7 +244,7 @@ async def complete_structured(
     `max_reasks` times) with the error appended. The returned Completion's `parsed` is a
     validated instance, its `usage` and `attempts` the totals over all asks. Raises
     StructuredOutputError on exhaustion, RefusalError / TruncatedError at once."""
-    conversation = copy.deepcopy(messages)
+    conversation = copy_messages(messages)
     total, attempts = Usage(), 0
     last_error, last_text = "", ""
     for ask in range(max_reasks + 1):

@@ -18,9 +18,10 @@ import pandas as pd
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from personasim.backend import open_backend
+from personasim.backend import open_backend, parse_backend
 from personasim.errors import InputError
 from personasim.llm import ChatClient, build_client
+from personasim.local import get_model
 from personasim.module import LearningModule
 from personasim.module_loader import load_modules
 from personasim.persona import Persona
@@ -80,11 +81,15 @@ class Suite(BaseModel):
         return (self.root / self.recordings) if self.recordings else None
 
 
-    def settings(self, **overrides: Any) -> LLMSettings:
-        """The suite's LLM settings, its recordings folder and mode, then non-None overrides (CLI flags)."""
+    def settings(self, backend: str | None = None, **overrides: Any) -> LLMSettings:
+        """The suite's LLM settings, its recordings folder and mode, then non-None overrides (CLI flags).
+        A local backend names the model itself."""
         base = {"mode": self.mode, **self.llm}
         if self.recordings:
             base["recordings_dir"] = str(self.recordings_dir())
+        kind, local_name = parse_backend(backend or self.backend)
+        if kind == "local" and "model" not in base:
+            base["model"] = get_model(local_name).name
         given = {k: v for k, v in overrides.items() if v is not None}
         return LLMSettings.from_mapping({**base, **given}, source=self.path)
 
@@ -192,7 +197,7 @@ def open_suite_run(suite: Suite, *, backend: str | None = None, only_personas: l
     """Resolve the suite's inputs and start its backend (a local server, if asked) for the run."""
     backend = backend or suite.backend
     personas, modules = suite.load_personas(only_personas), suite.load_modules()
-    with open_backend(backend, suite.settings(**overrides), n_ctx=suite.n_ctx) as opened:
+    with open_backend(backend, suite.settings(backend, **overrides), n_ctx=suite.n_ctx) as opened:
         yield SuiteRun(suite, opened.settings, personas, modules, backend, opened.description, opened.sequential)
 
 

@@ -22,6 +22,10 @@ from personasim.fileio import atomic_write_text
 TRANSCRIPT_VERSION = 1
 
 Scale = Literal[1, 2, 3, 4, 5]
+# Buckets, not a 0-240 range: llama.cpp's grammar enforces an enum but not numeric bounds, and a
+# small model otherwise answers 1032 minutes.
+Minutes = Literal[0, 2, 5, 10, 15, 20, 30, 45, 60, 90, 120]
+MINUTES: tuple[int, ...] = (0, 2, 5, 10, 15, 20, 30, 45, 60, 90, 120)
 Short = Annotated[str, Field(max_length=300)]
 Item = Annotated[str, Field(max_length=200)]
 BarrierKind = Literal["time", "format", "access", "safety_to_speak", "relevance", "language", "other"]
@@ -52,7 +56,7 @@ class StepReaction(_Answer):
     barriers: list[Barrier] = Field(max_length=3, description="what gets in the way of me engaging")
     would_continue: bool = Field(description="would I carry on to the next step")
     continue_reason: Short = Field(description="why I would or would not carry on")
-    minutes_spent: int = Field(ge=0, le=240, description="minutes I would realistically spend on this step")
+    minutes_spent: Minutes = Field(description="minutes I would realistically spend on this step")
 
 
 class EndReflection(_Answer):
