@@ -13,6 +13,7 @@ docstrings for how they score. All scores are on the judge's 1-5 scale.
 from __future__ import annotations
 
 import asyncio
+import functools
 import re
 import statistics
 from collections.abc import Callable, Coroutine
@@ -113,6 +114,7 @@ _QUOTE_MARKS = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201a": "'", "\u20
 _ELLIPSIS = re.compile(r"\.\.\.|\u2026|\[\.\.\.\]")
 
 
+@functools.lru_cache(maxsize=4096)  # every quote is checked against the same learner answers
 def normalise(text: str) -> str:
     """Case, whitespace and curly/straight quote marks only: a quote must otherwise be verbatim."""
     return " ".join(text.translate(_QUOTE_MARKS).casefold().split())

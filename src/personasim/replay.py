@@ -10,6 +10,7 @@ Error responses are never recorded (the inner client raises; nothing is written)
 from __future__ import annotations
 
 import json
+import re
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -207,11 +208,14 @@ def _miss(request: RecordedRequest, key: str, directory: Path) -> ReplayMiss:
 # --------------------------------------------------------------------------- maintenance
 
 
+_KEY_STEM = re.compile(r"[0-9a-f]{64}")  # other JSON files (e.g. recorded_with.json) are not recordings
+
+
 def recording_files(directory: str | Path) -> list[Path]:
     directory = Path(directory)
     if not directory.is_dir():
         raise InputError(directory, None, "not a recordings directory")
-    return sorted(p for p in directory.glob("*.json") if p.is_file())
+    return sorted(p for p in directory.glob("*.json") if p.is_file() and _KEY_STEM.fullmatch(p.stem))
 
 
 def read_used_keys(path: str | Path) -> set[str]:

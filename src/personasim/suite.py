@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import glob
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
 
@@ -18,8 +20,10 @@ import pandas as pd
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from personasim import __version__
 from personasim.backend import open_backend, parse_backend
 from personasim.errors import InputError
+from personasim.fileio import atomic_write_text
 from personasim.llm import ChatClient, build_client
 from personasim.local import get_model
 from personasim.module import LearningModule
@@ -223,5 +227,48 @@ def evaluate_suite(path: str | Path, out_dir: Path, run_id: str, **overrides: An
             await client.aclose()
 
     with open_suite_run(suite, **overrides) as plan:
+        check_recordings_current(plan, Prompts())
         outcome = asyncio.run(main(plan))
     return outcome, check_thresholds(outcome.frame, suite.thresholds, failed_units=len(outcome.failed))
+
+
+RECORDED_WITH = "recorded_with.json"
+
+
+def write_recorded_with(plan: SuiteRun, prompts: Prompts) -> Path | None:
+    """After a recording run, note next to the recordings what produced them (model file, settings,
+    prompt template hashes), so a replay can tell stale recordings from missing ones."""
+    directory = plan.settings.recordings_dir
+    if directory is None:
+        return None
+    record = {
+        "suite": plan.suite.name,
+        "backend": plan.backend_info,
+        "settings": plan.settings.model_dump(mode="json", exclude={"base_url", "recordings_dir", "price_table"}),
+        "history": plan.suite.history,
+        "prompt_hashes": prompts.template_hashes(),
+        "package_version": __version__,
+        "recorded_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    path = Path(directory) / RECORDED_WITH
+    atomic_write_text(path, json.dumps(record, indent=2, sort_keys=True) + "\n")
+    return path
+
+
+def check_recordings_current(plan: SuiteRun, prompts: Prompts) -> None:
+    """In replay mode, fail before any call when a prompt template changed since the recordings were made."""
+    directory = plan.settings.recordings_dir
+    if plan.settings.mode != "replay" or directory is None or not (Path(directory) / RECORDED_WITH).is_file():
+        return
+    recorded = json.loads((Path(directory) / RECORDED_WITH).read_text(encoding="utf-8")).get("prompt_hashes", {})
+    current = prompts.template_hashes()
+    changed = sorted(name for name in set(recorded) | set(current) if recorded.get(name) != current.get(name))
+    if changed:
+        suite_path = plan.suite.path or "SUITE"
+        raise InputError(
+            Path(directory) / RECORDED_WITH, None,
+            f"the recordings are stale: prompt templates changed since they were recorded ({', '.join(changed)}), "
+            f"so every replay key differs. Re-record them with: personasim run --suite {suite_path} --mode record "
+            f"(then `personasim recordings prune {directory} --used results/<run>/used_keys.txt --delete` "
+            "removes the old ones)",
+        )  # fmt: skip

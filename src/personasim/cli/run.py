@@ -22,13 +22,15 @@ from personasim.llm import ChatClient, LLMSettings, build_client
 from personasim.module_loader import load_module, load_modules
 from personasim.persona_parser import find_persona, load_personas
 from personasim.prompts import Prompts
+from personasim.replay import RecordingClient
 from personasim.results import summary
 from personasim.runner import RunConfig, RunOutcome, RunProgress, UnitRecord, new_run_id, regrade, run, run_defaults
 from personasim.settings import read_settings_file
-from personasim.suite import load_suite, open_suite_run
+from personasim.suite import SuiteRun, check_recordings_current, load_suite, open_suite_run, write_recorded_with
 
 criteria_app = typer.Typer(help="Show the evaluation criteria derived from a persona.", no_args_is_help=True)
 T = TypeVar("T")
+USED_KEYS = "used_keys.txt"
 
 PromptsOpt = typer.Option(None, "--prompts", help="Prompt templates folder (default: ./prompts, else the package's).")
 OutOpt = typer.Option(Path("results"), "--out", help="Folder that holds run folders.")
@@ -57,7 +59,8 @@ class _Bar(RunProgress):
             )
 
 
-def _with_progress(work: Callable[[ChatClient, RunProgress], Awaitable[T]], settings: LLMSettings) -> T:
+def _with_progress(work: Callable[[ChatClient, RunProgress], Awaitable[T]], settings: LLMSettings,
+                   used_keys: Path | None = None) -> T:  # fmt: skip
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
 
     async def main() -> T:
@@ -66,6 +69,8 @@ def _with_progress(work: Callable[[ChatClient, RunProgress], Awaitable[T]], sett
             with Progress(*columns, console=err_console, transient=False) as progress:
                 return await work(client, _Bar(progress))
         finally:
+            if used_keys is not None and isinstance(client, RecordingClient):
+                client.write_used_keys(used_keys)  # what `personasim recordings prune --used` reads
             await client.aclose()
 
     return asyncio.run(main())
@@ -179,7 +184,9 @@ def run_cmd(
                 sequential=plan.sequential if sequential is None else sequential,
             )  # fmt: skip
             _announce(plan.settings, plan.backend_info)
-            _run_and_report(plan.settings, plan.personas, plan.modules, prompts, config_)
+            check_recordings_current(plan, prompts)
+            _run_and_report(plan.settings, plan.personas, plan.modules, prompts, config_,
+                            after=lambda outcome: _note_recordings(plan, prompts, outcome))  # fmt: skip
         return
     if not resume and (not module or not personas):
         raise typer.BadParameter("give --suite, or --module and --personas (or --resume RUN)")
@@ -207,14 +214,22 @@ def _announce(settings: LLMSettings, backend_info: dict[str, Any]) -> None:
     )  # fmt: skip
 
 
+def _note_recordings(plan: SuiteRun, prompts: Prompts, outcome: RunOutcome) -> None:
+    """A complete recording run of the whole suite notes what produced the recordings."""
+    complete = not outcome.failed and len(plan.personas) == len(plan.suite.load_personas())
+    if plan.settings.mode in ("record", "auto") and complete:
+        path = write_recorded_with(plan, prompts)
+        err_console.print(f"recordings noted in {path}", markup=False, highlight=False)
+
+
 def _run_and_report(settings: LLMSettings, personas: list[Any], modules: list[Any], prompts: Prompts,
-                    config_: RunConfig) -> None:  # fmt: skip
+                    config_: RunConfig, after: Callable[[RunOutcome], None] | None = None) -> None:  # fmt: skip
     prices = _prices(settings)
     try:
         outcome = _with_progress(
             lambda client, bar: run(client, personas, modules, settings=settings, prompts=prompts,
                                     config=config_, prices=prices, progress=bar),
-            settings,
+            settings, used_keys=config_.run_dir / USED_KEYS,
         )  # fmt: skip
     except KeyboardInterrupt:
         err_console.print(
@@ -222,6 +237,8 @@ def _run_and_report(settings: LLMSettings, personas: list[Any], modules: list[An
             markup=False, highlight=False, soft_wrap=True,
         )  # fmt: skip
         raise typer.Exit(130) from None
+    if after is not None:
+        after(outcome)
     _finish(outcome, config_.run_id, config_.out_dir)
 
 
