@@ -4,6 +4,7 @@ arithmetic and the machine's load. Not a library: plain functions for three scri
 from __future__ import annotations
 
 import json
+import re
 import os
 import subprocess
 import sys
@@ -152,3 +153,62 @@ def plan_of(personas: list[Persona], modules: list[LearningModule], samples: int
             judged = sum(c.grader == "judge" for c in derive_criteria(persona, module))
             plan.units += [UnitPlan(len(module.steps), judged, judge_samples) for _ in range(samples)]
     return plan
+
+
+# --------------------------------------------------------------------------- generated suites
+
+_STEP = """
+## {title}
+<!-- id: {id}; minutes: {minutes} -->
+
+{content}
+
+### Activity
+Map how a concern about a colleague is triaged in your service, and who decides at each point.
+Time: 3 minutes
+
+### Reflection questions
+- Who decides whether a concern becomes a formal investigation?
+- What would a fair process look like to the person being investigated?
+"""
+_PARAGRAPH = (
+    "Fair and compassionate investigations depend on a consistent, documented triage of every concern: "
+    "who raised it, what risk it carries, and whether an informal route would serve the people involved "
+    "better than a formal one. Staff from ethnic minorities are referred to formal processes more often, "
+    "and long investigations harm everyone involved, so the decision should be visible and reviewable. "
+)
+
+
+def write_module(folder: Path, steps: int, version: str = "v1", paragraphs: int = 3) -> Path:
+    """A module version file in the real format (front matter + one `##` section per step),
+    each step about as long as a lotus step (~1,300 characters with paragraphs=3)."""
+    body = "".join(
+        _STEP.format(title=f"Part {i}: triage and risk rating", id=f"part-{i}", minutes=3 + i % 5,
+                     content=f"Part {i} of {steps}. " + _PARAGRAPH * paragraphs)  # fmt: skip
+        for i in range(1, steps + 1)
+    )
+    front = (
+        f"---\nid: generated\ntitle: \"Fair investigations ({steps} steps)\"\nversion: {version}\n"
+        "target_competencies:\n  - Build relationships (Stage 3)\ndelivery_format: webinar\n---\n"
+    )
+    path = folder / f"generated-{steps}-{version}.md"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(front + body, encoding="utf-8")
+    return path
+
+
+def write_personas(folder: Path, count: int) -> Path:
+    """`count` personas in the real document format: the seed personas' sections (17-22) reused in
+    turn under new numbers and titles, so each has its own system prompt and answers."""
+    text = (REPO / "personas" / "stage3-personas.md").read_text(encoding="utf-8")
+    starts = [m.start() for m in re.finditer(r"^## Persona \d+: .*$", text, re.MULTILINE)]
+    sections = [text[a:b] for a, b in zip(starts, [*starts[1:], len(text)])]
+    out = [text[: starts[0]]]
+    for i in range(count):
+        seed = sections[i % len(sections)]
+        title = seed.splitlines()[0].split(": ", 1)[1]
+        out.append(seed.replace(seed.splitlines()[0], f"## Persona {100 + i}: {title} {i}", 1))
+    path = folder / "personas.md"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(out), encoding="utf-8")
+    return path

@@ -323,10 +323,11 @@ def _stem(word: str) -> str:
     return word
 
 
-def content_tokens(text: str) -> set[str]:
+@functools.lru_cache(maxsize=8192)  # the same answers and criteria are tokenised again and again
+def content_tokens(text: str) -> frozenset[str]:
     """Lower-case words, crude suffixes stripped, stop and framing words ("thinking", "assuming") dropped."""
     words = re.findall(r"[a-z0-9]+", normalise(text))
-    return {s for s in (_stem(w) for w in words if w not in _STOPWORDS) if s not in _STOPWORDS}
+    return frozenset(s for s in (_stem(w) for w in words if w not in _STOPWORDS) if s not in _STOPWORDS)
 
 
 def overlap(expected: str, said: str) -> float:

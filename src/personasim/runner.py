@@ -12,6 +12,7 @@ per-unit grade files, in plan order, so a resumed run equals an uninterrupted on
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import secrets
@@ -161,6 +162,24 @@ class _Context:
     config: RunConfig
     paths: RunPaths
     progress: RunProgress
+    records_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
+async def _off_loop(write: Callable[..., None], *args: object) -> None:
+    """Run a file write (it fsyncs: milliseconds each) in a thread, so the event loop keeps serving
+    other units' calls meanwhile. A cancelled caller still waits for the write to end, so no file
+    is written behind the back of whoever cancelled it (a crash, Ctrl-C)."""
+    done = asyncio.ensure_future(asyncio.to_thread(write, *args))
+    try:
+        await asyncio.shield(done)
+    except asyncio.CancelledError:
+        await asyncio.wait([done])
+        raise
+
+
+async def _append_record(ctx: _Context, record: UnitRecord) -> None:
+    async with ctx.records_lock:  # one writer at a time: every record is one whole line
+        await _off_loop(append_unit_record, ctx.paths.units, record)
 
 
 async def _do_unit(ctx: _Context, unit: Unit) -> UnitRecord:
@@ -168,7 +187,7 @@ async def _do_unit(ctx: _Context, unit: Unit) -> UnitRecord:
         transcript = await simulate_unit(ctx.client, unit.persona, unit.module, unit.sample, ctx.settings,
                                          ctx.prompts, run_id=ctx.config.run_id,
                                          history=ctx.config.history)  # fmt: skip
-        save_transcript(transcript, ctx.paths.transcript(unit.unit_id))
+        await _off_loop(save_transcript, transcript, ctx.paths.transcript(unit.unit_id))
         if transcript.status == "finished":
             await _grade_unit(ctx, transcript, unit.persona, unit.module, unit.criteria)
         status, error = transcript.status, transcript.error
@@ -178,7 +197,7 @@ async def _do_unit(ctx: _Context, unit: Unit) -> UnitRecord:
         logger.exception("unit %s crashed", unit.unit_id)
         status, error = "failed", f"{type(exc).__name__}: {exc}"
     record = UnitRecord(unit_id=unit.unit_id, status=status, config_hash=unit.config_hash, error=error, at=utc_now())
-    append_unit_record(ctx.paths.units, record)
+    await _append_record(ctx, record)
     ctx.progress.unit_done(record)
     return record
 
@@ -193,7 +212,7 @@ async def _grade_unit(ctx: _Context, transcript: Transcript, persona: Persona, m
         unit_id=transcript.unit_id, prompt_hashes=ctx.prompts.template_hashes(),
         judge=generation_summary(ctx.settings), judge_samples=ctx.config.judge_samples, grades=grades,
     )  # fmt: skip
-    save_grades(ctx.paths.grades(transcript.unit_id), grade_file)
+    await _off_loop(save_grades, ctx.paths.grades(transcript.unit_id), grade_file)
 
 
 async def _run_all(ctx: _Context, units: list[Unit], work: UnitWork) -> list[UnitRecord]:
@@ -320,6 +339,6 @@ async def _regrade_unit(ctx: _Context, unit: Unit) -> UnitRecord:
     except LLMError as exc:
         status, error = "failed", f"{type(exc).__name__}: {exc}"
     record = UnitRecord(unit_id=unit.unit_id, status=status, config_hash=unit.config_hash, error=error, at=utc_now())
-    append_unit_record(ctx.paths.units, record)
+    await _append_record(ctx, record)
     ctx.progress.unit_done(record)
     return record

@@ -56,7 +56,7 @@ def copy_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def response_schema(response_model: type[BaseModel]) -> dict[str, Any]:
     """The plain pydantic JSON schema (what the replay key and the instructions use)."""
-    return copy.deepcopy(_plain_schema(response_model))
+    return json.loads(_plain_schema_text(response_model))  # a fresh copy, cheaper than deepcopy
 
 
 def strict_schema(response_model: type[BaseModel]) -> dict[str, Any]:
@@ -70,6 +70,11 @@ def strict_schema(response_model: type[BaseModel]) -> dict[str, Any]:
 @functools.lru_cache(maxsize=64)
 def _plain_schema(response_model: type[BaseModel]) -> dict[str, Any]:
     return response_model.model_json_schema()
+
+
+@functools.lru_cache(maxsize=64)
+def _plain_schema_text(response_model: type[BaseModel]) -> str:
+    return json.dumps(_plain_schema(response_model))
 
 
 @functools.lru_cache(maxsize=64)
@@ -252,7 +257,9 @@ async def complete_structured(
         total, attempts = total + completion.usage, attempts + completion.attempts
         check_finish(completion, options)
         try:
-            parsed = parse_structured(completion.text, response_model)
+            parsed = completion.parsed  # clients parse the answer already; parse again only if they did not
+            if not isinstance(parsed, response_model):
+                parsed = parse_structured(completion.text, response_model)
         except OutputInvalid as exc:
             last_error, last_text = str(exc), completion.text
             logger.info("structured answer invalid (ask %d/%d): %s", ask + 1, max_reasks + 1, last_error)

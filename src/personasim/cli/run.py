@@ -285,8 +285,8 @@ def criteria_show(
         return
     table = Table(title=f"criteria for {persona.id}")
     for name in ("id", "lens", "grader"):
-        table.add_column(name, no_wrap=True)
-    table.add_column("text", overflow="fold")
+        table.add_column(name, overflow="fold")
+    table.add_column("text", overflow="fold", ratio=1, min_width=32)
     for c in criteria:
         table.add_row(c.id, c.lens, c.grader, c.text)
     console.print(table)
