@@ -35,6 +35,15 @@ def prompt_chars(body: dict) -> int:
     return sum(len(str(m.get("content") or "")) for m in body.get("messages", []))
 
 
+def kind(body: dict) -> str:
+    """judge, reflection or step: what the request asks (the scripted answers tell them apart the same way)."""
+    messages = body.get("messages") or [{}]
+    if str(messages[0].get("content", "")).startswith("You evaluate"):
+        return "judge"
+    users = [str(m.get("content", "")) for m in messages if m.get("role") == "user"]
+    return "reflection" if users and users[-1].startswith("That was the last step") else "step"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--latency", type=float, default=0.1, help="seconds before each answer")
@@ -49,6 +58,7 @@ def main() -> int:
             "max_in_flight": server.max_in_flight,
             "cpu_s": round(time.process_time(), 3),
             "prompt_chars": [prompt_chars(r.body) for r in chats],
+            "kinds": [kind(r.body) for r in chats],
         }
     print(json.dumps(stats), flush=True)
     return 0

@@ -9,6 +9,7 @@ Error responses are never recorded (the inner client raises; nothing is written)
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import time
@@ -89,6 +90,38 @@ def _key_of(request: RecordedRequest) -> str:
     return sha256_text(canonical_json(request.model_dump(mode="json")))
 
 
+_MESSAGES, _SCHEMA = "\x00messages", "\x00schema"
+
+
+def fast_request_key(
+    messages: list[dict[str, Any]], options: ChatOptions, response_model: type[BaseModel] | None = None
+) -> str:
+    """`request_key`, without re-encoding the whole history on every call (a walkthrough's
+    requests share a growing prefix): each message's canonical JSON is cached, and the request's
+    other fields are encoded around placeholders. The same key, byte for byte."""
+    if "\x00" in options.model or not all(isinstance(v, str) for m in messages for v in m.values()):
+        return request_key(messages, options, response_model)
+    head = canonical_json({
+        "key_version": KEY_VERSION, "model": options.model, "messages": _MESSAGES,
+        "response_schema": None if response_model is None else _SCHEMA, "temperature": float(options.temperature),
+        "seed": options.seed, "max_tokens": options.max_tokens, "sample_index": options.sample_index,
+    })  # fmt: skip
+    if response_model is not None:
+        head = head.replace(canonical_json(_SCHEMA), _schema_json(response_model), 1)
+    body = "[" + ",".join(_message_json(tuple(m.items())) for m in messages) + "]"
+    return sha256_text(head.replace(canonical_json(_MESSAGES), body, 1))
+
+
+@functools.lru_cache(maxsize=4096)
+def _message_json(items: tuple[tuple[str, str], ...]) -> str:
+    return canonical_json(dict(items))
+
+
+@functools.lru_cache(maxsize=64)
+def _schema_json(response_model: type[BaseModel]) -> str:
+    return canonical_json(response_schema(response_model))
+
+
 def recording_path(directory: str | Path, key: str) -> Path:
     return Path(directory) / f"{key}.json"
 
@@ -131,12 +164,12 @@ class RecordingClient:
     ) -> Completion:
         if self.mode == "live":
             return await self._inner().complete(messages, options, response_model)
-        request = request_fields(messages, options, response_model)
-        key = _key_of(request)
+        key = fast_request_key(messages, options, response_model)
         self.used_keys.add(key)
         path = recording_path(self.directory, key)
         if self.mode in ("replay", "auto") and path.exists():
             return _completion_from(load_recording(path), response_model)
+        request = request_fields(messages, options, response_model)
         if self.mode == "replay":
             raise _miss(request, key, self.directory)
         completion = await self._inner().complete(messages, options, response_model)

@@ -56,6 +56,9 @@ class Suite(BaseModel):
     name: str
     description: str = ""
     personas: list[str] = Field(min_length=1, description="files, folders or globs")
+    persona_ids: list[str] = Field(
+        default_factory=list, description="only these personas (ids or numbers) of those files; empty: all"
+    )
     modules: list[str] = Field(min_length=1, description="module version files or folders")
     samples: int = Field(default=1, ge=1)
     judge_samples: int = Field(default=1, ge=1)
@@ -98,11 +101,13 @@ class Suite(BaseModel):
         return LLMSettings.from_mapping({**base, **given}, source=self.path)
 
     def load_personas(self, only: list[str] | None = None) -> list[Persona]:
+        """The suite's personas (its `persona_ids`, if any), narrowed further by `only`."""
         personas = load_personas(self.persona_paths())
-        if not only:
-            return personas
-        wanted = [find_persona(self.persona_paths(), ref).id for ref in only]
-        return [p for p in personas if p.id in wanted]
+        for subset in (self.persona_ids, only):
+            if subset:
+                wanted = {find_persona(self.persona_paths(), ref).id for ref in subset}
+                personas = [p for p in personas if p.id in wanted]
+        return personas
 
     def load_modules(self) -> list[LearningModule]:
         return load_modules(self.module_paths())

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, Optional, TypeVar
 
 import typer
+from rich import box
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -92,7 +93,9 @@ def _prices(settings: LLMSettings) -> PriceTable | None:
 
 def _print_outcome(outcome: RunOutcome) -> None:
     frame, manifest = outcome.frame, outcome.manifest
-    by = ("persona_id",) if frame["module_version"].nunique() <= 1 else ("persona_id", "module_id", "module_version")
+    by = ("persona_id",) if frame["module_version"].nunique() <= 1 else ("persona_id", "module_version")
+    if frame["module_id"].nunique() > 1:
+        by = ("persona_id", "module_id", "module_version")
     console.print(_summary_table(summary(frame, by), by))
     statuses = list(manifest.units.values())
     usage = manifest.usage["total"]
@@ -120,16 +123,29 @@ def _print_health(manifest: Any) -> None:
     console.print(f"health: {verdict}", style=style, markup=False, highlight=False, soft_wrap=True)
 
 
+_SHORT = {  # narrow headers so the lens columns fit an 80-column terminal
+    "persona_id": "persona", "module_version": "ver", "module_id": "module", "misunderstandings": "misund",
+    "competencies": "compet", "difference": "differ", "inclusion": "inclus", "transformational": "trans",
+}
+
+
+def _short_id(value: object) -> str:
+    """`p17-assistant-director-of-finance` -> `p17` (the full ids are in the results table)."""
+    text = str(value)
+    head = text.split("-", 1)[0]
+    return head if head[:1] == "p" and head[1:].isdigit() else text
+
+
 def _summary_table(table: Any, by: tuple[str, ...]) -> Table:
     """`table` is results.summary()'s DataFrame (pandas stays out of the CLI)."""
-    out = Table(title="mean score (1-5) by lens")
+    out = Table(title="mean score (1-5) by lens", box=box.SIMPLE_HEAD, pad_edge=False)
     for name in by:
-        out.add_column(name, no_wrap=True)
+        out.add_column(_SHORT.get(name, name), no_wrap=True)
     for lens in table.columns:
-        out.add_column(str(lens), justify="right", overflow="fold")
+        out.add_column(_SHORT.get(str(lens), str(lens)), justify="right", no_wrap=True)
     for key, row in table.iterrows():
-        keys = key if isinstance(key, tuple) else (key,)
-        out.add_row(*map(str, keys), *("-" if math.isnan(v) else f"{v:.2f}" for v in row))
+        keys = [_short_id(k) for k in (key if isinstance(key, tuple) else (key,))]
+        out.add_row(*keys, *("-" if math.isnan(v) else f"{v:.1f}" for v in row))
     return out
 
 
