@@ -5,10 +5,16 @@ SDK over HTTP) against the loopback server answering every call after a fixed la
     .venv/bin/python bench/concurrency.py                      # concurrency 1, 8, 64; 100 ms
     .venv/bin/python bench/concurrency.py --concurrency 64 --latency 0.05
 
-Critical path (a lower bound on wall time, in call latencies): the larger of the longest chain
-of dependent calls (one unit's steps in order, its end reflection, then its judge calls, side by
-side but at most `concurrency` at once) and all calls spread evenly over `concurrency` slots.
+Critical path (a lower bound on wall time, in call latencies, computed from the plan and the
+concurrency limit): the calls that cannot start before tick s (a call's earliest tick is its
+depth in its unit: steps in order, then the reflection, then the judge calls side by side) need
+ceil(count / concurrency) more ticks, so wall >= max over s of s + that. At s = 0 it is all calls
+spread evenly over the slots, at the deepest tick the longest chain (steps + 1 + 1), and between
+them it counts the judge fan-outs that overlap at the end. `sched s` is the harness's own
+first-come-first-served scheduling of that plan at zero overhead (what it could reach here).
 Efficiency = critical path x latency / wall time (1.0 = nothing but waiting on the server).
+`CPU s` is this process's CPU time during the run, `server CPU s` the loopback server's (it runs
+in its own process, as a real server would, so it does not compete for this one's GIL).
 """
 
 from __future__ import annotations
@@ -42,16 +48,27 @@ async def timed_run(base_url: str, concurrency: int, out_dir: Path) -> tuple[flo
     return wall, cpu, len(outcome.frame)
 
 
-def measure(concurrency: int, latency: float, plan: Plan) -> dict[str, float]:
+COLUMNS = (("conc", 5, "d"), ("calls", 6, "d"), ("in flight", 9, "d"), ("critical s", 10, ".2f"),
+           ("sched s", 7, ".2f"), ("wall s", 8, ".2f"), ("efficiency", 10, ".2f"), ("speed-up", 9, "s"),
+           ("CPU s", 6, ".2f"), ("server CPU s", 12, ".2f"))  # fmt: skip
+
+
+def measure(concurrency: int, latency: float, plan: Plan) -> list[object]:
+    """One table row: the values of COLUMNS, speed-up left for the caller."""
     with tempfile.TemporaryDirectory(prefix="bench-conc-") as tmp, ServerProcess(latency) as server:
-        wall, cpu, rows = asyncio.run(timed_run(server.base_url, concurrency, Path(tmp)))
+        wall, cpu, _ = asyncio.run(timed_run(server.base_url, concurrency, Path(tmp)))
     calls = server.stats["chat_requests"]
     if calls != plan.calls:
         raise SystemExit(f"the server saw {calls} calls; the plan has {plan.calls}")
     critical = plan.critical_path_calls(concurrency) * latency
-    return {"concurrency": concurrency, "calls": calls, "rows": rows, "in_flight": server.stats["max_in_flight"],
-            "critical_s": critical, "wall_s": wall, "efficiency": critical / wall, "cpu_s": cpu,
-            "server_cpu_s": server.stats["cpu_s"]}  # fmt: skip
+    scheduled = plan.fifo_schedule_calls(concurrency) * latency
+    efficiency = critical / wall if critical else float("nan")
+    return [concurrency, calls, server.stats["max_in_flight"], critical, scheduled, wall, efficiency, "-", cpu,
+            server.stats["cpu_s"]]  # fmt: skip
+
+
+def row(values: list[object]) -> str:
+    return " ".join(f"{v:>{width}{fmt}}" for v, (_, width, fmt) in zip(values, COLUMNS))
 
 
 def main() -> int:
@@ -63,15 +80,15 @@ def main() -> int:
     plan = plan_of(personas, modules)
     print(f"machine: {machine()}")
     print(f"suite: {len(personas)} personas x {len(modules)} module versions = {len(plan.units)} units, "
-          f"{plan.calls} calls, longest unit chain {plan.chain(10**6)} calls; latency {args.latency * 1000:g} ms")  # fmt: skip
-    print(f"{'conc':>5} {'calls':>6} {'in flight':>9} {'critical s':>10} {'wall s':>8} {'efficiency':>10} {'speed-up':>9} {'CPU s':>6} {'server CPU s':>12}")
+          f"{plan.calls} calls, longest unit chain {plan.chain(10**6)} calls; latency {args.latency * 1000:g} ms")
+    print(" ".join(f"{name:>{width}}" for name, width, _ in COLUMNS))
     base_wall = None
     for concurrency in args.concurrency:
-        r = measure(concurrency, args.latency, plan)
-        base_wall = r["wall_s"] if concurrency == 1 else base_wall
-        speedup = f"{base_wall / r['wall_s']:.1f}x" if base_wall else "-"
-        print(f"{concurrency:>5} {r['calls']:>6} {r['in_flight']:>9} {r['critical_s']:>10.2f} {r['wall_s']:>8.2f} "
-              f"{r['efficiency']:>10.2f} {speedup:>9} {r['cpu_s']:>6.2f} {r['server_cpu_s']:>12.2f}", flush=True)  # fmt: skip
+        values = measure(concurrency, args.latency, plan)
+        wall = float(values[5])  # type: ignore[arg-type]
+        base_wall = wall if concurrency == 1 else base_wall
+        values[7] = f"{base_wall / wall:.1f}x" if base_wall else "-"
+        print(row(values), flush=True)
     print(f"machine after: {machine()}")
     return 0
 

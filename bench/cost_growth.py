@@ -71,7 +71,8 @@ def print_table(history: str, rows: list[dict[str, int]]) -> None:
         jgrow = f"{r['judge_tokens'] / prev['judge_tokens']:.2f}" if prev else "-"
         print(f"{r['steps']:>5} {r['sim_calls']:>9} {r['sim_tokens']:>10} {grow:>6} "
               f"{r['sim_tokens'] // r['sim_calls']:>8} {r['first_step_tokens']:>8} {r['last_step_tokens']:>9} "
-              f"{r['judge_calls']:>11} {r['judge_tokens']:>12} {jgrow:>6} {r['sim_tokens'] + r['judge_tokens']:>9}")  # fmt: skip
+              f"{r['judge_calls']:>11} {r['judge_tokens']:>12} {jgrow:>6} "
+              f"{r['sim_tokens'] + r['judge_tokens']:>9}")  # fmt: skip
         prev = r
     if len(rows) >= 3:
         c2, c1, c0 = np.polyfit([r["steps"] for r in rows], [r["sim_tokens"] for r in rows], 2)

@@ -2,11 +2,14 @@
 resumed each time with `--resume RUN` until it finishes, gives the results table of a run that
 was never interrupted.
 
-The suite is recorded once against the loopback server (`--mode record`); both runs replay those
-recordings in a subprocess (`personasim run --mode replay`), so the two see the same answers and
-every kill lands in real process work: start-up, simulation, grading, file writes, the results
-table. The tables are compared on every column but `run_id` (the runs are named apart on
-purpose). The table has no timing columns; the transcripts' timing fields (`started_at`,
+The suite (3 seed personas x 2 module versions x 4 samples = 24 units) is recorded once against
+the loopback server (`--mode record`); both runs replay those recordings in a subprocess
+(`personasim run --mode replay --sequential`), so the two see the same answers and every kill
+lands in real process work: start-up, simulation, grading, file writes, the results table.
+Kill times are drawn within about the next two units' work (from the uninterrupted run's
+timings), and some kills wait for a unit to finish first, so several land in a half-done run.
+
+The tables are compared on every column but `run_id` (the runs are named apart on purpose). The table has no timing columns; the transcripts' timing fields (`started_at`,
 `duration_s`, each call's `latency_s`) and `run_id` are left out of the transcript comparison,
 since they record when and how fast, not what.
 """
@@ -77,8 +80,8 @@ def _env() -> dict[str, str]:
 def record(tmp: Path, recordings: Path) -> None:
     with FakeOpenAIServer() as server:
         server.responder = lambda body: Reply.json(scripted_answer(body["messages"]))
-        run_to_end(["run", *suite_args(tmp), "--run-id", "recording", "--out", str(tmp / "results"),
-                    "--base-url", server.base_url, "--mode", "record", "--recordings-dir", str(recordings)])  # fmt: skip
+        llm = ["--base-url", server.base_url, "--mode", "record", "--recordings-dir", str(recordings)]
+        run_to_end(["run", *suite_args(tmp), "--run-id", "recording", "--out", str(tmp / "results"), *llm])
 
 
 def records(run_dir: Path) -> int:
@@ -125,7 +128,8 @@ def test_sigkill_at_random_moments_then_resume_equals_an_uninterrupted_run(tmp_p
         # A kill during start-up, before the run folder holds its inputs, leaves nothing to resume
         # (`--resume` says so and exits 1): as a user would, start the run again with its command.
         started_run = (out / "killed" / "inputs.json").is_file()
-        args = ["run", "--resume", "killed", "--out", str(out)] if started_run else ["run", *replay, "--run-id", "killed"]
+        resume = ["run", "--resume", "killed", "--out", str(out)]
+        args = resume if started_run else ["run", *replay, "--run-id", "killed"]
         if kills >= MIN_KILLS:
             run_to_end(args)
             break

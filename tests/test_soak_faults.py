@@ -106,8 +106,9 @@ def soak_settings(server: FakeOpenAIServer) -> LLMSettings:
 
 
 def soak_inputs() -> tuple[list, list, int]:
-    personas = [make_persona(17), make_persona(18, "Primary Care Practice Manager"),
-                make_persona(19, "Information Governance Lead"), make_persona(21, "Chief Allied Health Professional")]  # fmt: skip
+    titles = {17: "Assistant Director of Finance", 18: "Primary Care Practice Manager",
+              19: "Information Governance Lead", 21: "Chief Allied Health Professional"}
+    personas = [make_persona(number, title) for number, title in titles.items()]
     modules = [make_module("v1", steps=STEPS), make_module("v2", steps=STEPS)]
     # Faults add attempts (retries, re-asks) and remove more (failed units stop early): ~0.9x.
     samples = max(1, round(SOAK_CALLS / 0.9 / CALLS_PER_UNIT / (len(personas) * len(modules))))

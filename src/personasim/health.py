@@ -249,7 +249,10 @@ def _persona_pair_similarity(units_a: list[Transcript], units_b: list[Transcript
     return scores
 
 
-def _persona_pairs(personas: dict[str, list[Transcript]]) -> tuple[list[tuple[list[Transcript], list[Transcript]]], int]:
+Pair = tuple[list[Transcript], list[Transcript]]
+
+
+def _persona_pairs(personas: dict[str, list[Transcript]]) -> tuple[list[Pair], int]:
     """Every pair of personas, or a fixed seeded sample of MAX_PERSONA_PAIRS when there are more
     (pairs grow with the square of the personas: 100 of them make 4,950); and the pair count."""
     pairs = list(combinations(personas.values(), 2))

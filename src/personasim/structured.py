@@ -53,7 +53,6 @@ def copy_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
     ]
 
 
-
 def response_schema(response_model: type[BaseModel]) -> dict[str, Any]:
     """The plain pydantic JSON schema (what the replay key and the instructions use)."""
     return json.loads(_plain_schema_text(response_model))  # a fresh copy, cheaper than deepcopy
