@@ -101,13 +101,14 @@ class Suite(BaseModel):
         return LLMSettings.from_mapping({**base, **given}, source=self.path)
 
     def load_personas(self, only: list[str] | None = None) -> list[Persona]:
-        """The suite's personas (its `persona_ids`, if any), narrowed further by `only`."""
+        """The suite's personas: those named by `only` (the CLI's --persona), else by `persona_ids`,
+        else every persona in its files."""
         personas = load_personas(self.persona_paths())
-        for subset in (self.persona_ids, only):
-            if subset:
-                wanted = {find_persona(self.persona_paths(), ref).id for ref in subset}
-                personas = [p for p in personas if p.id in wanted]
-        return personas
+        subset = only or self.persona_ids
+        if not subset:
+            return personas
+        wanted = {find_persona(self.persona_paths(), ref).id for ref in subset}
+        return [p for p in personas if p.id in wanted]
 
     def load_modules(self) -> list[LearningModule]:
         return load_modules(self.module_paths())
@@ -238,6 +239,7 @@ def evaluate_suite(path: str | Path, out_dir: Path, run_id: str, **overrides: An
 
 
 RECORDED_WITH = "recorded_with.json"
+_MACHINE_SPECIFIC = ("model_path", "startup_s", "base_url")  # not what produced the answers
 
 
 def write_recorded_with(plan: SuiteRun, prompts: Prompts) -> Path | None:
@@ -248,7 +250,7 @@ def write_recorded_with(plan: SuiteRun, prompts: Prompts) -> Path | None:
         return None
     record = {
         "suite": plan.suite.name,
-        "backend": plan.backend_info,
+        "backend": {k: v for k, v in plan.backend_info.items() if k not in _MACHINE_SPECIFIC},
         "settings": plan.settings.model_dump(mode="json", exclude={"base_url", "recordings_dir", "price_table"}),
         "history": plan.suite.history,
         "prompt_hashes": prompts.template_hashes(),
