@@ -162,3 +162,14 @@ def test_the_seed_suite_names_seed_personas_and_both_versions() -> None:
     assert [m.ref for m in suite.load_modules()] == ["lotus@v1", "lotus@v2"]
     assert suite.settings().model == "smollm2-135m" and suite.settings().mode == "replay"
     assert [p.number for p in suite.load_personas(["p18"])] == [18]
+
+
+def test_a_changed_key_setting_makes_replay_fail_naming_it(openai_server, tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    _script(openai_server)
+    suite, out = _suite(tmp_path, openai_server), tmp_path / "results"
+    _record(suite, out)
+    result = CliRunner().invoke(app, ["run", "--suite", str(suite), "--temperature", "0.9", "--out", str(out)])
+    assert result.exit_code == 1
+    flat = " ".join(result.output.split())
+    assert "recordings are stale: temperature 0.0 -> 0.9" in flat and "--mode record" in flat

@@ -262,20 +262,32 @@ def write_recorded_with(plan: SuiteRun, prompts: Prompts) -> Path | None:
     return path
 
 
+_KEY_SETTINGS = ("model", "temperature", "seed", "max_tokens", "structured_output")  # they change replay keys
+
+
 def check_recordings_current(plan: SuiteRun, prompts: Prompts) -> None:
-    """In replay mode, fail before any call when a prompt template changed since the recordings were made."""
+    """In replay mode, fail before any call when a prompt template or a setting that is part of the
+    replay key changed since the recordings were made: every request would miss."""
     directory = plan.settings.recordings_dir
     if plan.settings.mode != "replay" or directory is None or not (Path(directory) / RECORDED_WITH).is_file():
         return
-    recorded = json.loads((Path(directory) / RECORDED_WITH).read_text(encoding="utf-8")).get("prompt_hashes", {})
-    current = prompts.template_hashes()
-    changed = sorted(name for name in set(recorded) | set(current) if recorded.get(name) != current.get(name))
+    recorded = json.loads((Path(directory) / RECORDED_WITH).read_text(encoding="utf-8"))
+    was, now = recorded.get("prompt_hashes", {}), prompts.template_hashes()
+    changed = sorted(name for name in set(was) | set(now) if was.get(name) != now.get(name))
+    settings = plan.settings.model_dump(mode="json")
+    changed += [
+        f"{key} {recorded['settings'][key]!r} -> {settings[key]!r}"
+        for key in _KEY_SETTINGS
+        if key in recorded.get("settings", {}) and recorded["settings"][key] != settings[key]
+    ]
+    if recorded.get("history", plan.suite.history) != plan.suite.history:
+        changed.append(f"history {recorded['history']!r} -> {plan.suite.history!r}")
     if changed:
         suite_path = plan.suite.path or "SUITE"
         raise InputError(
             Path(directory) / RECORDED_WITH, None,
-            f"the recordings are stale: prompt templates changed since they were recorded ({', '.join(changed)}), "
-            f"so every replay key differs. Re-record them with: personasim run --suite {suite_path} --mode record "
+            f"the recordings are stale: {', '.join(changed)} changed since they were recorded, so every "
+            f"replay key differs. Re-record them with: personasim run --suite {suite_path} --mode record "
             f"(then `personasim recordings prune {directory} --used results/<run>/used_keys.txt --delete` "
             "removes the old ones)",
         )  # fmt: skip

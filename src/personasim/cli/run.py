@@ -193,7 +193,9 @@ def run_cmd(
     prompts = Prompts(prompts_dir)
     if suite is not None:
         loaded = load_suite(suite)
-        with open_suite_run(loaded, backend=backend, only_personas=only, **flags) as plan:
+        from_file = read_settings_file(config) if config else {}  # flags > --config > the suite's llm:
+        given = {**from_file, **{k: v for k, v in flags.items() if v is not None}}
+        with open_suite_run(loaded, backend=backend, only_personas=only, **given) as plan:
             config_ = RunConfig(
                 run_id=the_id, out_dir=out, resume=bool(resume), samples=samples or loaded.samples,
                 judge_samples=judge_samples or loaded.judge_samples, history=history or loaded.history,
