@@ -13,19 +13,12 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from personasim.module import LearningModule, Step
+from personasim.module_loader import FRONT_MATTER_KEYS
 
 TITLE_SIMILARITY = 0.6
 STEP_FIELDS = ("title", "content", "activity", "reflection_questions", "minutes", "serves")
-MODULE_FIELDS = (
-    "title",
-    "audience",
-    "stage",
-    "target_competencies",
-    "learning_outcomes",
-    "estimated_minutes",
-    "delivery_format",
-    "source",
-)
+# Every front-matter field but the two that name the version being compared.
+MODULE_FIELDS = tuple(key for key in FRONT_MATTER_KEYS if key not in ("id", "version"))
 
 
 class StepDiff(BaseModel):
