@@ -234,7 +234,11 @@ def load_personas(paths: Iterable[Path | str]) -> list[Persona]:
 def find_persona(paths: Iterable[Path | str], persona_id: str) -> Persona:
     """The persona with this id; `p17` or `17` also work when only one persona has that number."""
     paths = list(paths)
-    personas = load_personas(paths)
+    return select_persona(load_personas(paths), persona_id, where=", ".join(str(p) for p in paths))
+
+
+def select_persona(personas: list[Persona], persona_id: str, where: str = "the personas given") -> Persona:
+    """`find_persona` over personas already loaded (no re-reading of their files)."""
     exact = [p for p in personas if p.id == persona_id]
     if exact:
         return exact[0]
@@ -243,5 +247,4 @@ def find_persona(paths: Iterable[Path | str], persona_id: str) -> Persona:
     if len(by_number) == 1:
         return by_number[0]
     known = ", ".join(p.id for p in personas)
-    where = ", ".join(str(p) for p in paths)
     raise InputError(None, None, f"no persona {persona_id!r} in {where}; known ids: {known}")

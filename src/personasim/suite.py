@@ -29,7 +29,7 @@ from personasim.local import get_model
 from personasim.module import LearningModule
 from personasim.module_loader import load_modules
 from personasim.persona import Persona
-from personasim.persona_parser import find_persona, load_personas
+from personasim.persona_parser import load_personas, select_persona
 from personasim.prompts import Prompts
 from personasim.runner import RunConfig, RunOutcome, RunProgress, run
 from personasim.settings import LLMSettings
@@ -107,7 +107,8 @@ class Suite(BaseModel):
         subset = only or self.persona_ids
         if not subset:
             return personas
-        wanted = {find_persona(self.persona_paths(), ref).id for ref in subset}
+        where = ", ".join(self.personas)
+        wanted = {select_persona(personas, ref, where).id for ref in subset}
         return [p for p in personas if p.id in wanted]
 
     def load_modules(self) -> list[LearningModule]:
