@@ -35,6 +35,7 @@ __all__ = [
     "persona_files",
     "persona_id",
     "read_persona_file",
+    "select_persona",
     "split_personas",
 ]
 
