@@ -176,6 +176,17 @@ def test_thread_defaults_follow_llama_cpp_rule(monkeypatch: pytest.MonkeyPatch, 
     assert LocalServer(tmp_path / "m.gguf", port=1, command=["fake"]).n_threads == 1
 
 
+def test_threads_env_sets_both_thread_counts(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setattr(local_server, "available_cores", lambda: 8)
+    monkeypatch.setenv(local_server.THREADS_ENV, "2")
+    server = LocalServer(tmp_path / "m.gguf", port=1, command=["fake"])
+    assert (server.n_threads, server.n_threads_batch) == (2, 2)
+    assert LocalServer(tmp_path / "m.gguf", port=1, n_threads=3, command=["fake"]).n_threads == 3  # explicit wins
+    monkeypatch.setenv(local_server.THREADS_ENV, "two")
+    with pytest.raises(local_server.LocalServerError, match="PERSONASIM_LOCAL_THREADS='two'"):
+        LocalServer(tmp_path / "m.gguf", port=1, command=["fake"])
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="parent-death signal is Linux-only")
 def test_server_dies_with_a_sigkilled_parent(tmp_path: Path) -> None:
     """A run killed with SIGKILL cannot run its cleanup; the server must not outlive it."""

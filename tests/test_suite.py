@@ -150,6 +150,10 @@ def test_backends() -> None:
     with open_backend("local:smollm2-135m", replay) as backend:
         assert backend.settings.model == "smollm2-135m" and backend.sequential
         assert backend.settings.structured_output == "json_object_schema" and backend.settings.base_url is None
+        assert backend.settings.timeout_s == 1800  # a CPU model needs minutes for a long prompt
+    explicit = LLMSettings(model="x", mode="replay", recordings_dir="r", timeout_s=30)
+    with open_backend("local:smollm2-135m", explicit) as backend:
+        assert backend.settings.timeout_s == 30 and backend.settings.total_timeout_s == 3600
 
 
 def test_the_seed_suite_names_seed_personas_and_both_versions() -> None:

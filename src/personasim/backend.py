@@ -18,6 +18,10 @@ from personasim.local import get_model, model_path
 from personasim.local_server import LocalServer
 from personasim.settings import LLMSettings
 
+# A CPU model reads a long judge prompt at tens of tokens a second: one call can take minutes, and
+# a client that gives up at the hosted-API default (120 s) only makes the server start over.
+LOCAL_TIMEOUTS = {"timeout_s": 1800.0, "total_timeout_s": 3600.0}
+
 BACKENDS_HELP = "'openai' (any OpenAI-compatible endpoint: --base-url, key from an env var) or 'local[:MODEL]'"
 
 
@@ -43,7 +47,8 @@ def open_backend(spec: str | None, settings: LLMSettings, *, n_ctx: int | None =
         yield Backend(settings, description={"backend": "openai", "base_url": settings.base_url})
         return
     model = get_model(name)
-    local_settings = settings.with_overrides(model=model.name, structured_output="json_object_schema")
+    unset_timeouts = {k: v for k, v in LOCAL_TIMEOUTS.items() if k not in settings.model_fields_set}
+    local_settings = settings.with_overrides(model=model.name, structured_output="json_object_schema", **unset_timeouts)
     description = {"backend": f"local:{model.name}", "model_file": model.filename, "model_sha256": model.sha256}
     if settings.mode == "replay":  # recordings answer; no server, no model file needed
         yield Backend(local_settings, sequential=True, description=description)

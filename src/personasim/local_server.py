@@ -35,6 +35,18 @@ def available_cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
+THREADS_ENV = "PERSONASIM_LOCAL_THREADS"
+
+
+def threads_from_env() -> int | None:
+    raw = os.environ.get(THREADS_ENV, "").strip()
+    if not raw:
+        return None
+    if not raw.isdigit() or int(raw) < 1:
+        raise LocalServerError(f"{THREADS_ENV}={raw!r} is not a positive whole number of CPU threads; unset it or use e.g. {THREADS_ENV}=2")
+    return int(raw)
+
+
 def llama_server_command() -> list[str]:
     """`python -m llama_cpp.server`, or a clear error when the `local` extra is not installed."""
     missing = [name for name in _SERVER_MODULES if importlib.util.find_spec(name) is None]
@@ -106,7 +118,9 @@ class LocalServer:
         self.model_path = Path(model_path)
         self.n_ctx = n_ctx
         # llama-cpp-python's own rule (half the cores for generation, all for prompt reading), but
-        # counted from the affinity mask; an explicit n_threads also caps prompt reading.
+        # counted from the affinity mask; an explicit n_threads (or PERSONASIM_LOCAL_THREADS, which
+        # reaches servers that runs start) also caps prompt reading.
+        n_threads = n_threads or threads_from_env()
         self.n_threads = n_threads or max(1, available_cores() // 2)
         self.n_threads_batch = n_threads_batch or n_threads or available_cores()
         self.host = host
