@@ -52,6 +52,19 @@ async def test_transient_fault_is_retried_once(openai_server: FakeOpenAIServer, 
     assert len(openai_server.chat_requests) == 2
 
 
+@pytest.mark.parametrize(
+    ("fault", "reason"),
+    [(Reply.drop_connection(), "connection error: ServerDisconnectedError"), (Reply.timeout(3.0), "timed out after 0.4s")],
+    ids=["dropped", "timeout"],
+)
+async def test_exhausted_retries_name_the_wire_failure(openai_server: FakeOpenAIServer, fault: Reply, reason: str) -> None:
+    # The aiohttp transport reports a dropped connection as a timeout; the message must not.
+    openai_server.default = fault
+    async with client_for(openai_server, max_attempts=2) as client:
+        with pytest.raises(RetriesExhausted, match=reason):
+            await client.complete(MSGS, ChatOptions(model="m", timeout_s=0.4))
+
+
 async def test_persistent_fault_exhausts_attempts(openai_server: FakeOpenAIServer) -> None:
     openai_server.default = Reply.server_error(503)
     async with client_for(openai_server, max_attempts=4) as client:

@@ -158,7 +158,12 @@ class OpenAIChatClient:
                     f"no API key: set the environment variable {api_key_env} (or point base_url at a local server)"
                 )
             api_key = KEYLESS_PLACEHOLDER  # keyless local servers (llama.cpp, Ollama) accept any key
-        self._sdk = openai.AsyncOpenAI(api_key=api_key, base_url=base_url, max_retries=0, timeout=timeout_s)
+        # The SDK's aiohttp transport: its default (httpx2 + httpcore2) spends ~2 ms of CPU a call
+        # scanning its connection pool, which bounds a wide run (bench/concurrency.py).
+        http_client = openai.DefaultAioHttpClient(timeout=timeout_s)
+        self._sdk = openai.AsyncOpenAI(
+            api_key=api_key, base_url=base_url, max_retries=0, timeout=timeout_s, http_client=http_client
+        )
         self.base_url = base_url
         self.api_key_env = api_key_env
         self.structured_output = structured_output
@@ -256,10 +261,8 @@ class OpenAIChatClient:
                     "/chat/completions", body=request, cast_to=ChatCompletion,
                     options={"timeout": timeout_s, "security": {"bearer_auth": True}},
                 )  # fmt: skip
-            except openai.APITimeoutError as exc:
-                raise _Transient(f"timed out after {timeout_s:g}s") from exc
-            except openai.APIConnectionError as exc:
-                raise _Transient(f"connection error: {redact(str(exc.__cause__ or exc))[:200]}") from exc
+            except openai.APIConnectionError as exc:  # APITimeoutError included: see _transport_failure
+                raise _Transient(_transport_failure(exc, timeout_s)) from exc
             except openai.APIStatusError as exc:
                 raise self._classify(exc, request) from exc
             except (json.JSONDecodeError, openai.APIResponseValidationError) as exc:
@@ -316,6 +319,17 @@ class OpenAIChatClient:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
+
+
+def _transport_failure(exc: openai.APIConnectionError, timeout_s: float) -> str:
+    """What went wrong on the wire, from the innermost cause: the aiohttp transport reports a
+    dropped connection as a (connect) timeout, so the SDK's exception class alone would misname it."""
+    root: BaseException = exc
+    while root.__cause__ is not None:
+        root = root.__cause__
+    if isinstance(root, TimeoutError) or (root is exc and isinstance(exc, openai.APITimeoutError)):
+        return f"timed out after {timeout_s:g}s"
+    return f"connection error: {redact(f'{root.__class__.__name__}: {root}')[:200]}"
 
 
 def _usage(raw: Any) -> Usage:
