@@ -61,6 +61,28 @@ async def test_missing_usage_details_give_zero_cached(openai_server: FakeOpenAIS
     assert c.usage.cached_tokens == 0 and c.usage.prompt_tokens == 10
 
 
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [(b'{"id": "x", "choices": []}', "no choices"), (b'{"choices": [{"message": {"content": [1]}}]}', "not text")],
+    ids=["no-choices", "content-not-text"],
+)
+async def test_a_body_that_is_not_a_chat_completion_is_a_clear_error(
+    openai_server: FakeOpenAIServer, body: bytes, message: str
+) -> None:
+    openai_server.enqueue(Reply(raw_body=body, headers={"Content-Type": "application/json"}))
+    async with client_for(openai_server) as client:
+        with pytest.raises(LLMError, match=message):
+            await client.complete(MSGS, ChatOptions(model="m"))
+    assert len(openai_server.chat_requests) == 1  # a wrong API is not retried
+
+
+async def test_a_json_body_that_is_not_an_object_is_retried(openai_server: FakeOpenAIServer) -> None:
+    openai_server.enqueue(Reply(raw_body=b"[1, 2]", headers={"Content-Type": "application/json"}), Reply.ok("fine"))
+    async with client_for(openai_server) as client:
+        c = await client.complete(MSGS, ChatOptions(model="m"))
+    assert c.text == "fine" and c.attempts == 2
+
+
 async def test_max_completion_tokens_param_and_no_seed(openai_server: FakeOpenAIServer) -> None:
     async with client_for(openai_server, max_tokens_param="max_completion_tokens") as client:
         await client.complete(MSGS, ChatOptions(model="m", max_tokens=55, seed=None))

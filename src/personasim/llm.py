@@ -29,7 +29,6 @@ from datetime import datetime, timezone
 from typing import Any
 
 import openai
-from openai.types.chat import ChatCompletion
 from pydantic import BaseModel
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt, stop_before_delay
 
@@ -257,8 +256,10 @@ class OpenAIChatClient:
                 # type-driven transform (~10 ms for a 40-message history, more as it grows): an
                 # identity for the plain JSON built here (tests/test_perf_paths.py checks that),
                 # so post the body as `create` would, without the walk.
-                return await self._sdk.post(
-                    "/chat/completions", body=request, cast_to=ChatCompletion,
+                # cast_to=object: the JSON as parsed; the SDK's ChatCompletion construction
+                # (~0.5 ms a call) would only be read back field by field in _completion.
+                body = await self._sdk.post(
+                    "/chat/completions", body=request, cast_to=object,
                     options={"timeout": timeout_s, "security": {"bearer_auth": True}},
                 )  # fmt: skip
             except openai.APIConnectionError as exc:  # APITimeoutError included: see _transport_failure
@@ -267,6 +268,9 @@ class OpenAIChatClient:
                 raise self._classify(exc, request) from exc
             except (json.JSONDecodeError, openai.APIResponseValidationError) as exc:
                 raise _Transient(f"malformed response body: {exc.__class__.__name__}") from exc
+        if not isinstance(body, dict):
+            raise _Transient(f"malformed response body: {type(body).__name__}, not a JSON object")
+        return body
 
     def _classify(self, exc: openai.APIStatusError, request: dict[str, Any]) -> Exception:
         status, code, message = exc.status_code, _error_code(exc), _server_message(exc)
@@ -333,30 +337,36 @@ def _transport_failure(exc: openai.APIConnectionError, timeout_s: float) -> str:
 
 
 def _usage(raw: Any) -> Usage:
-    if raw is None:
+    if not isinstance(raw, dict):
         return Usage()
-    details = getattr(raw, "prompt_tokens_details", None)
-    cached = getattr(details, "cached_tokens", None) if details is not None else None
+    details = raw.get("prompt_tokens_details")
+    cached = details.get("cached_tokens") if isinstance(details, dict) else None
     return Usage(
-        prompt_tokens=raw.prompt_tokens or 0, completion_tokens=raw.completion_tokens or 0, cached_tokens=cached or 0
+        prompt_tokens=raw.get("prompt_tokens") or 0, completion_tokens=raw.get("completion_tokens") or 0,
+        cached_tokens=cached or 0,
     )
 
 
-def _completion(response: Any, response_model: type[BaseModel] | None, latency: float, attempts: int) -> Completion:
-    if not response.choices:
+def _completion(body: dict[str, Any], response_model: type[BaseModel] | None, latency: float, attempts: int) -> Completion:
+    choices = body.get("choices")
+    if not choices or not isinstance(choices, list) or not isinstance(choices[0], dict):
         raise LLMError("the server answered with no choices; check that base_url points at a chat-completions API")
-    choice = response.choices[0]
-    text = choice.message.content or ""
+    choice = choices[0]
+    message = choice.get("message") if isinstance(choice.get("message"), dict) else {}
+    content = message.get("content")
+    if content is not None and not isinstance(content, str):
+        raise LLMError(f"the server's message content is {type(content).__name__}, not text; is this a chat-completions API?")
+    text = content or ""
     return Completion(
         text=text,
         parsed=try_parse(text, response_model),
-        usage=_usage(response.usage),
-        finish_reason=choice.finish_reason,
-        model=response.model or "",
-        system_fingerprint=response.system_fingerprint,
+        usage=_usage(body.get("usage")),
+        finish_reason=choice.get("finish_reason"),
+        model=body.get("model") or "",
+        system_fingerprint=body.get("system_fingerprint"),
         latency_s=latency,
         attempts=attempts,
-        refusal=getattr(choice.message, "refusal", None),
+        refusal=message.get("refusal"),
     )
 
 
