@@ -6,6 +6,8 @@ import json
 
 import pandas as pd
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from personasim.grading import Evidence, Grade
 from personasim.health import (
@@ -14,6 +16,7 @@ from personasim.health import (
     health_table,
     health_to_dict,
     is_criterion_echo,
+    similar,
     similarity,
 )
 from personasim.results import GradeFile, results_frame
@@ -181,6 +184,15 @@ def test_one_flat_unit_among_lively_ones_is_tolerated() -> None:
 def test_a_unit_is_flat_only_when_both_scales_stay_put() -> None:
     moving = unit("x", [turn(1, "one", "two", 3, 4), turn(2, "three", "four", 3, 5)])
     assert assess_health([moving]).check("flat_scores").value == 0
+
+
+WORDS = st.lists(st.sampled_from(["team", "fair", "time", "ward", "board", "the", "I"]), max_size=12).map(" ".join)
+
+
+@given(WORDS, WORDS, st.sampled_from([0.0, 0.3, 0.5, 0.8, 1.0]))
+def test_similar_decides_exactly_as_the_ratio(a: str, b: str, threshold: float) -> None:
+    # `similar` skips the full ratio when a cheap upper bound already says no; never a different answer.
+    assert similar(a, b, threshold) == (similarity(a, b) >= threshold)
 
 
 def test_copy_means_near_duplicate_not_shared_topic() -> None:

@@ -23,7 +23,8 @@ from personasim.cli import app
 from personasim.errors import InputError
 from personasim.llm import LLMSettings, QuotaExceeded
 from personasim.prompts import Prompts
-from personasim.runner import RunConfig, UnitRecord, append_unit_record, read_unit_records, run
+from personasim.results import RunPaths
+from personasim.runner import RunConfig, UnitRecord, append_unit_record, finalize, plan_units, read_unit_records, run
 
 REPO = Path(__file__).resolve().parents[1]
 SETTINGS = LLMSettings(model="m", seed=0)
@@ -167,3 +168,14 @@ def test_sigkill_mid_run_then_resume_matches_an_uninterrupted_run(openai_server,
     resumed_rows = _rows(pd.read_parquet(out / "killed" / "results.parquet"))
     pd.testing.assert_frame_equal(resumed_rows, _rows(pd.read_parquet(out / "whole" / "results.parquet")))
     assert resumed_rows["persona_id"].nunique() == 3
+
+
+async def test_finalize_from_memory_equals_finalize_from_the_files(tmp_path) -> None:
+    # A run hands finalize what it saved instead of reading it back: the table and the health must
+    # be exactly what the files on disk give.
+    outcome = await _run(good_client(), tmp_path, "mem", sequential=False)
+    config = RunConfig(run_id="mem", out_dir=tmp_path)
+    units = plan_units(PERSONAS, MODULES, 1, 1, SETTINGS, PROMPTS, config.history)
+    from_files = finalize(RunPaths(tmp_path / "mem"), units, SETTINGS, PROMPTS, config, None, "t0", 0.0)
+    pd.testing.assert_frame_equal(from_files.frame, outcome.frame)
+    assert from_files.manifest.health == outcome.manifest.health and from_files.manifest.usage == outcome.manifest.usage

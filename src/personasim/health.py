@@ -24,6 +24,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from difflib import SequenceMatcher
+from functools import lru_cache
 from itertools import combinations
 from statistics import fmean
 from typing import Any
@@ -115,8 +116,9 @@ def _share(count: int, total: int) -> float | None:
 # --------------------------------------------------------------------------- text similarity
 
 
-def _words(text: str) -> list[str]:
-    return re.findall(r"[\w']+", normalise(text))
+@lru_cache(maxsize=65536)
+def _words(text: str) -> tuple[str, ...]:
+    return tuple(re.findall(r"[\w']+", normalise(text)))
 
 
 def similarity(a: str, b: str) -> float:
@@ -125,6 +127,15 @@ def similarity(a: str, b: str) -> float:
     if not wa or not wb:
         return 0.0
     return SequenceMatcher(None, wa, wb, autojunk=False).ratio()
+
+
+def similar(a: str, b: str, threshold: float = COPY_SIMILARITY) -> bool:
+    """similarity(a, b) >= threshold, deciding from difflib's cheap upper bounds where they can."""
+    wa, wb = _words(a), _words(b)
+    if not wa or not wb:
+        return threshold <= 0.0
+    matcher = SequenceMatcher(None, wa, wb, autojunk=False)
+    return matcher.real_quick_ratio() >= threshold and matcher.quick_ratio() >= threshold and matcher.ratio() >= threshold
 
 
 def is_criterion_echo(quote: str, criterion: str) -> bool:
@@ -138,7 +149,7 @@ def is_criterion_echo(quote: str, criterion: str) -> bool:
     tokens = content_tokens(quote)
     if len(tokens) >= ECHO_MIN_TOKENS and len(tokens & content_tokens(criterion)) / len(tokens) >= ECHO_CONTAINMENT:
         return True
-    return similarity(quote, criterion) >= COPY_SIMILARITY
+    return similar(quote, criterion)
 
 
 # --------------------------------------------------------------------------- transcript checks
@@ -185,8 +196,7 @@ def check_copied_answers(transcripts: list[Transcript]) -> HealthCheck:
         for before, after in zip(steps, steps[1:]):
             pairs += 1
             a, b = before.reaction, after.reaction
-            copied = max(similarity(a.takeaway, b.takeaway), similarity(a.how_it_lands, b.how_it_lands))
-            copies += copied >= COPY_SIMILARITY
+            copies += similar(a.takeaway, b.takeaway) or similar(a.how_it_lands, b.how_it_lands)
     detail = f"answers copied from the previous step in {copies} of {pairs} step pairs"
     return _check("copied_answers", _share(copies, pairs), detail)
 

@@ -17,7 +17,7 @@ import logging
 import re
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -163,6 +163,8 @@ class _Context:
     paths: RunPaths
     progress: RunProgress
     records_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    # What this process saved, per unit: finalize takes these instead of reading the files back.
+    saved: dict[str, tuple[Transcript, GradeFile]] = field(default_factory=dict)
 
 
 async def _off_loop(write: Callable[..., None], *args: object) -> None:
@@ -213,6 +215,7 @@ async def _grade_unit(ctx: _Context, transcript: Transcript, persona: Persona, m
         judge=generation_summary(ctx.settings), judge_samples=ctx.config.judge_samples, grades=grades,
     )  # fmt: skip
     await _off_loop(save_grades, ctx.paths.grades(transcript.unit_id), grade_file)
+    ctx.saved[transcript.unit_id] = (transcript, grade_file)
 
 
 async def _run_all(ctx: _Context, units: list[Unit], work: UnitWork) -> list[UnitRecord]:
@@ -254,7 +257,8 @@ async def run(client: ChatClient, personas: list[Persona], modules: list[Learnin
     write_inputs(paths, personas, modules, config.model_dump(mode="json"), settings)
     started, clock = utc_now(), time.perf_counter()
     records = await _run_all(ctx, todo, _do_unit)
-    outcome = finalize(paths, units, settings, prompts, config, prices, started, time.perf_counter() - clock)
+    outcome = finalize(paths, units, settings, prompts, config, prices, started, time.perf_counter() - clock,
+                       saved=ctx.saved)  # fmt: skip
     outcome.skipped, outcome.records = len(units) - len(todo), records
     return outcome
 
@@ -271,14 +275,16 @@ def _finished(paths: RunPaths, record: UnitRecord | None, unit: Unit) -> bool:
 
 def finalize(paths: RunPaths, units: list[Unit], settings: LLMSettings, prompts: Prompts, config: RunConfig,
              prices: PriceTable | None, started: str, duration_s: float,
-             regraded_at: str | None = None) -> RunOutcome:  # fmt: skip
-    """Rebuild the results table and manifest from the per-unit files, in plan order."""
+             regraded_at: str | None = None,
+             saved: Mapping[str, tuple[Transcript, GradeFile]] | None = None) -> RunOutcome:  # fmt: skip
+    """Rebuild the results table and manifest from the per-unit files, in plan order (`saved`:
+    what this process wrote to those files, so it is not read back)."""
     records = read_unit_records(paths.units)
     loaded, statuses, errors = [], {}, {}
     for unit in units:
         record = records.get(unit.unit_id)
         if _finished(paths, record, unit):
-            loaded.append(load_unit(paths.root, unit.unit_id))
+            loaded.append((saved or {}).get(unit.unit_id) or load_unit(paths.root, unit.unit_id))
             statuses[unit.unit_id] = "finished"
         else:
             statuses[unit.unit_id] = record.status if record else "not run"
@@ -328,7 +334,7 @@ async def regrade(run_dir: str | Path, client: ChatClient, *, settings: LLMSetti
     clock = time.perf_counter()
     await _run_all(ctx, todo, _regrade_unit)
     return finalize(paths, units, settings, prompts, config, prices, started, time.perf_counter() - clock,
-                    regraded_at=utc_now())  # fmt: skip
+                    regraded_at=utc_now(), saved=ctx.saved)  # fmt: skip
 
 
 async def _regrade_unit(ctx: _Context, unit: Unit) -> UnitRecord:
