@@ -21,7 +21,7 @@ import json
 import random
 import re
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from difflib import SequenceMatcher
 from functools import lru_cache
@@ -318,6 +318,10 @@ def _present(value: Any) -> bool:
     return value is not None and value is not pd.NA and not (isinstance(value, float) and value != value)
 
 
+_JUDGE_COLUMNS = ("unit_id", "criterion_id", "criterion_text", "score", "evidence", "evidence_unverified",
+                  "evidence_verified")  # fmt: skip
+
+
 def judge_rows(results: pd.DataFrame | None) -> pd.DataFrame:
     if results is None or results.empty:
         return pd.DataFrame()
@@ -326,7 +330,15 @@ def judge_rows(results: pd.DataFrame | None) -> pd.DataFrame:
     return results
 
 
-def _row_quotes(row: Mapping[str, Any], learner_texts: list[str] | None, criterion_text: str) -> list[Quote]:
+def _judge_records(results: pd.DataFrame | None) -> list[dict[str, Any]]:
+    """The judge rows as dicts of only the columns the evidence checks read (a whole-table
+    `to_dict` was most of their time on large runs)."""
+    rows = judge_rows(results)
+    return rows[[c for c in _JUDGE_COLUMNS if c in rows.columns]].to_dict("records") if not rows.empty else []
+
+
+def _row_quotes(row: Mapping[str, Any], learner_texts: Callable[[], list[str] | None],
+                criterion_text: str) -> list[Quote]:  # fmt: skip
     """Quotes of one results row. Verified per quote from `evidence_unverified` when the table has
     it, else re-checked against the transcript, else the row's `evidence_verified`."""
     listed = row.get("evidence_unverified")
@@ -341,8 +353,8 @@ def _row_quotes(row: Mapping[str, Any], learner_texts: list[str] | None, criteri
             verified = bool(item["verified"])
         elif unverified is not None:
             verified = normalise(text) not in unverified
-        elif learner_texts is not None:
-            verified = verify_quote(text, learner_texts)
+        elif (texts := learner_texts()) is not None:
+            verified = verify_quote(text, texts)
         else:
             verified = bool(row_flag) if _present(row_flag) else False
         quotes.append(Quote(str(row.get("unit_id", "")), str(row.get("criterion_id", "")), text, verified,
@@ -351,14 +363,22 @@ def _row_quotes(row: Mapping[str, Any], learner_texts: list[str] | None, criteri
 
 
 def judge_quotes(results: pd.DataFrame | None, transcripts: list[Transcript],
-                 criteria_texts: Mapping[str, str] | None = None) -> list[Quote]:  # fmt: skip
+                 criteria_texts: Mapping[str, str] | None = None,
+                 records: list[dict[str, Any]] | None = None) -> list[Quote]:  # fmt: skip
     """Every evidence quote of the judge rows, with whether it was found in the transcript."""
-    texts = {t.unit_id: t.learner_texts() for t in transcripts}
+    by_unit = {t.unit_id: t for t in transcripts}
+    texts: dict[str, list[str] | None] = {}  # learner texts, built only for rows that need them
+
+    def learner_texts(unit_id: str) -> list[str] | None:
+        if unit_id not in texts:
+            texts[unit_id] = by_unit[unit_id].learner_texts() if unit_id in by_unit else None
+        return texts[unit_id]
+
     quotes: list[Quote] = []
-    for row in judge_rows(results).to_dict("records"):
+    for row in _judge_records(results) if records is None else records:
         criterion = (criteria_texts or {}).get(str(row.get("criterion_id")), row.get("criterion_text"))
         criterion = str(criterion) if _present(criterion) else ""
-        quotes += _row_quotes(row, texts.get(str(row.get("unit_id"))), criterion)
+        quotes += _row_quotes(row, lambda unit=str(row.get("unit_id")): learner_texts(unit), criterion)
     return quotes
 
 
@@ -377,13 +397,12 @@ def check_criterion_echo(quotes: list[Quote]) -> HealthCheck:
     return _check("criterion_echo", len(echoes) / len(quotes), detail)
 
 
-def check_unsupported_high_scores(results: pd.DataFrame | None, quotes: list[Quote]) -> HealthCheck:
+def check_unsupported_high_scores(records: list[dict[str, Any]], quotes: list[Quote]) -> HealthCheck:
     """Judge scores of 4 or more with no verified quote behind them (a lenient judge)."""
-    rows = judge_rows(results)
-    if rows.empty or "score" not in rows.columns:
+    if not records or "score" not in records[0]:
         return _check("unsupported_high_scores", None, "no judge scores")
     supported = {(q.unit_id, q.criterion_id) for q in quotes if q.verified}
-    high = [r for r in rows.to_dict("records") if _present(r.get("score")) and float(r["score"]) >= 4]
+    high = [r for r in records if _present(r.get("score")) and float(r["score"]) >= 4]
     bare = sum((str(r.get("unit_id")), str(r.get("criterion_id"))) not in supported for r in high)
     detail = f"{bare} of {len(high)} judge scores of 4+ have no verified quote"
     return _check("unsupported_high_scores", _share(bare, len(high)), detail)
@@ -409,7 +428,8 @@ def assess_health(transcripts: list[Transcript], results: pd.DataFrame | None = 
     """All checks over a run's transcripts and (optionally) its results table. `criteria_texts`
     (criterion id -> text) overrides the table's `criterion_text` for the echo check."""
     finished = [t for t in transcripts if t.status == "finished"]
-    quotes = judge_quotes(results, transcripts, criteria_texts)
+    records = _judge_records(results)
+    quotes = judge_quotes(results, transcripts, criteria_texts, records)
     checks = [
         check_flat_scores(finished),
         check_flat_across_personas(finished),
@@ -422,7 +442,7 @@ def assess_health(transcripts: list[Transcript], results: pd.DataFrame | None = 
         check_persona_similarity(finished),
         check_unverified_evidence(quotes),
         check_criterion_echo(quotes),
-        check_unsupported_high_scores(results, quotes),
+        check_unsupported_high_scores(records, quotes),
     ]
     verdict, healthy = _verdict(checks, len(transcripts))
     return HealthReport(checks=checks, verdict=verdict, healthy=healthy)
