@@ -19,7 +19,8 @@ FAKE_SERVER = r'''
 import argparse, http.server, json, os, signal, sys, time
 
 parser = argparse.ArgumentParser()
-for flag in ("--model", "--host", "--n_ctx", "--n_threads", "--n_threads_batch", "--chat_format", "--model_alias"):
+for flag in ("--model", "--host", "--n_ctx", "--n_threads", "--n_threads_batch", "--chat_format", "--model_alias",
+             "--logits_all"):
     parser.add_argument(flag)
 parser.add_argument("--port", type=int)
 parser.add_argument("--mode", default="ok")
@@ -91,6 +92,7 @@ def test_starts_answers_and_stops_on_exit(fake) -> None:
     argv = body["argv"]
     assert argv[argv.index("--n_ctx") + 1] == "1234" and argv[argv.index("--n_threads") + 1] == "3"
     assert argv[argv.index("--n_threads_batch") + 1] == "3"  # an explicit n_threads caps prompt reading too
+    assert argv[argv.index("--logits_all") + 1] == "false"  # no per-token logits kept: memory and time
     assert argv[argv.index("--host") + 1] == "127.0.0.1" and argv[argv.index("--port") + 1] == str(server.port)
     assert not server.running and pid is not None and _gone(pid)
     assert "fake server starting" in server.log_tail()
