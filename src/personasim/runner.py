@@ -232,7 +232,7 @@ def _prepare(
         raise InputError(None, None, f"run id {config.run_id!r}: use letters, digits, '.', '_' and '-'")
     if config.resume:
         if not paths.units.is_file() and not paths.inputs.is_file():
-            raise InputError(paths.root, None, "nothing to resume here (no units.jsonl)")
+            raise InputError(paths.root, None, "nothing to resume here (no units.jsonl: the run stopped before its first unit); start it again without --resume")
         if not personas or not modules:
             snap_personas, snap_modules = read_inputs(paths)
             personas, modules = personas or snap_personas, modules or snap_modules
