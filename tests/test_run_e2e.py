@@ -73,6 +73,20 @@ def test_run_then_grade_reproduces_the_table(openai_server, tmp_path, monkeypatc
     pd.testing.assert_frame_equal(read_results(run_dir), frame)
     assert read_manifest(run_dir).regraded_at is not None
 
+    # --into grades a copy: the source run's files stay byte for byte; the copy's table is the same
+    # but for its run id; a second fork of the same name is refused and leaves nothing behind.
+    before = {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()}
+    forked = CliRunner().invoke(app, ["grade", "e2e", "--into", "e2e-regraded", "--out", str(out)])
+    assert forked.exit_code == 0, forked.output
+    assert {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()} == before
+    copy = read_results(out / "e2e-regraded")
+    assert (copy["run_id"] == "e2e-regraded").all()
+    assert json.loads((out / "e2e-regraded" / "inputs.json").read_text())["forked_from"] == "e2e"
+    pd.testing.assert_frame_equal(copy.drop(columns="run_id"), frame.drop(columns="run_id"))
+    again = CliRunner().invoke(app, ["grade", "e2e", "--into", "e2e-regraded", "--out", str(out)])
+    assert again.exit_code != 0 and "already exists" in again.output
+    assert sorted(p.name for p in out.iterdir()) == ["e2e", "e2e-regraded"]
+
 
 def test_failed_units_exit_1_and_say_how_to_retry(openai_server, tmp_path) -> None:
     openai_server.responder = lambda body: Reply.quota_exceeded()

@@ -8,20 +8,25 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from personasim.errors import InputError
-from personasim.fileio import atomic_write_text
+from personasim.fileio import atomic_write_text, current_umask
 from personasim.llm import LLMSettings
 from personasim.module import LearningModule
 from personasim.persona import Persona
 from personasim.results import RunPaths
+from personasim.transcript import load_transcript, save_transcript
 
 logger = logging.getLogger("personasim.run_state")
 INPUTS_VERSION = 1
+RUN_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 RUN_PARAMS = ("samples", "judge_samples", "sequential")
 
 
@@ -115,3 +120,40 @@ def run_defaults(run_dir: str | Path) -> tuple[dict[str, Any], dict[str, Any]]:
     """The run's parameters (samples, judge_samples, sequential) and LLM settings, as run."""
     data = _read_inputs_file(RunPaths(run_dir))
     return dict(data.get("run", {})), dict(data.get("settings", {}))
+
+
+# --------------------------------------------------------------------------- forks
+
+
+def check_run_id(run_id: str) -> None:
+    if not RUN_ID_RE.match(run_id):
+        raise InputError(None, None, f"run id {run_id!r}: use letters, digits, '.', '_' and '-'")
+
+
+def fork_run(source_dir: str | Path, run_id: str) -> Path:
+    """A new run folder beside `source_dir` holding its inputs (plus `forked_from`), unit log and
+    transcripts (under the new run id), but no grades, table or manifest: re-grading the fork
+    grades the same transcripts again and leaves the source run as it was (for comparing judges
+    or criteria). Staged under a hidden name and renamed into place: whole or absent."""
+    check_run_id(run_id)
+    source = RunPaths(source_dir)
+    if not source.inputs.is_file() or not source.units.is_file():
+        raise InputError(source.root, None, "not a run folder with saved transcripts (no inputs.json or units.jsonl)")
+    target = source.root.parent / run_id
+    if target.exists():
+        raise InputError(target, None, "already exists: choose another run id for the re-graded copy")
+    staging = Path(tempfile.mkdtemp(prefix=f".{run_id}.", dir=source.root.parent))
+    try:
+        inputs = _read_inputs_file(source) | {"forked_from": source.root.name}
+        atomic_write_text(staging / source.inputs.name, json.dumps(inputs, indent=2, ensure_ascii=False) + "\n")
+        shutil.copy2(source.units, staging / source.units.name)
+        for path in sorted((source.root / "transcripts").glob("*.json")):
+            # The copy's rows carry its own run id; inputs.json says where the transcripts came from.
+            transcript = load_transcript(path).model_copy(update={"run_id": run_id})
+            save_transcript(transcript, staging / "transcripts" / path.name)
+        os.chmod(staging, 0o777 & ~current_umask())  # mkdtemp makes 0700
+        os.rename(staging, target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return target

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import secrets
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -42,12 +41,13 @@ from personasim.results import (
 )  # fmt: skip
 from personasim.simulate import History, generation_summary, module_fingerprint, persona_fingerprint, simulate_unit, unit_id_for
 from personasim.run_state import (
-    UnitRecord, append_unit_record, read_inputs, read_unit_records, run_defaults, write_inputs,
+    UnitRecord, append_unit_record, check_run_id, fork_run, read_inputs, read_unit_records, run_defaults,
+    write_inputs,
 )  # fmt: skip
 from personasim.transcript import Transcript, load_transcript, save_transcript
 
 __all__ = [
-    "RunConfig", "RunOutcome", "RunProgress", "Unit", "UnitRecord", "append_unit_record", "finalize",
+    "RunConfig", "RunOutcome", "RunProgress", "Unit", "UnitRecord", "append_unit_record", "finalize", "fork_run",
     "new_run_id", "plan_units", "read_unit_records", "regrade", "run", "run_defaults",
 ]  # fmt: skip
 
@@ -55,7 +55,6 @@ if TYPE_CHECKING:
     import pandas as pd
 
 logger = logging.getLogger("personasim.runner")
-RUN_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
 class RunConfig(BaseModel):
@@ -228,8 +227,7 @@ def _prepare(
     config: RunConfig, personas: list[Persona], modules: list[LearningModule]
 ) -> tuple[RunPaths, list[Persona], list[LearningModule]]:
     paths = RunPaths(config.run_dir)
-    if not RUN_ID_RE.match(config.run_id):
-        raise InputError(None, None, f"run id {config.run_id!r}: use letters, digits, '.', '_' and '-'")
+    check_run_id(config.run_id)
     if config.resume:
         if not paths.units.is_file() and not paths.inputs.is_file():
             raise InputError(paths.root, None, "nothing to resume here (no units.jsonl: the run stopped before its first unit); start it again without --resume")

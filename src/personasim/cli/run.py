@@ -25,7 +25,9 @@ from personasim.persona_parser import find_persona, load_personas
 from personasim.prompts import Prompts
 from personasim.replay import RecordingClient
 from personasim.results import summary
-from personasim.runner import RunConfig, RunOutcome, RunProgress, UnitRecord, new_run_id, regrade, run, run_defaults
+from personasim.runner import (
+    RunConfig, RunOutcome, RunProgress, UnitRecord, fork_run, new_run_id, regrade, run, run_defaults,
+)  # fmt: skip
 from personasim.settings import read_settings_file
 from personasim.suite import SuiteRun, check_recordings_current, load_suite, open_suite_run, write_recorded_with
 
@@ -266,6 +268,8 @@ def grade_cmd(
     judge_samples: Optional[int] = typer.Option(None, "--judge-samples", min=1, help="Default: as the run."),
     out: Path = OutOpt,
     sequential: Optional[bool] = typer.Option(None, "--sequential/--concurrent", help="Default: as the run."),
+    into: Optional[str] = typer.Option(None, "--into", metavar="NEW_RUN",
+                                       help="Grade a copy of the run's transcripts as a new run beside it; RUN stays as it was."),
     prompts_dir: Optional[Path] = PromptsOpt,
     config: lo.ConfigOpt = None, base_url: lo.BaseUrlOpt = None, model: lo.ModelOpt = None,
     mode: lo.ModeOpt = None, concurrency: lo.ConcurrencyOpt = None, temperature: lo.TemperatureOpt = None,
@@ -273,8 +277,11 @@ def grade_cmd(
 ) -> None:  # fmt: skip
     """Re-grade a run's saved transcripts (no new simulation) and rebuild its results table.
 
+    In place by default; --into NEW_RUN keeps RUN and writes the new grades to a copy.
     LLM settings default to the run's own; flags and --config override them."""
     run_dir = Path(run_ref) if Path(run_ref).is_dir() else out / run_ref
+    if into:
+        run_dir = fork_run(run_dir, into)
     settings = _settings(run_dir, config, base_url=base_url, model=model, mode=mode, concurrency=concurrency,
                          temperature=temperature, seed=seed, max_tokens=max_tokens,
                          recordings_dir=recordings_dir)  # fmt: skip
