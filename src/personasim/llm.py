@@ -157,7 +157,7 @@ class OpenAIChatClient:
                     f"no API key: set the environment variable {api_key_env} (or point base_url at a local server)"
                 )
             api_key = KEYLESS_PLACEHOLDER  # keyless local servers (llama.cpp, Ollama) accept any key
-        # The SDK's aiohttp transport: its default (httpx2 + httpcore2) spends ~2 ms of CPU a call
+        # The SDK's aiohttp transport: its default (httpx2 + httpcore2) spent 1-2 ms of CPU a call
         # scanning its connection pool, which bounds a wide run (bench/concurrency.py).
         http_client = openai.DefaultAioHttpClient(timeout=timeout_s)
         self._sdk = openai.AsyncOpenAI(
