@@ -156,16 +156,17 @@ def test_backends() -> None:
         assert backend.settings.timeout_s == 30 and backend.settings.total_timeout_s == 3600
 
 
-def test_the_seed_suite_names_seed_personas_and_both_versions() -> None:
-    suite = load_suite(REPO / "evals" / "lotus.yaml")
-    everyone = [p.number for p in load_suite(REPO / "evals" / "pending" / "lotus-qwen1.5b.yaml").load_personas()]
-    assert everyone == [17, 18, 19, 20, 21, 22]
+@pytest.mark.parametrize(("path", "model", "at_least"), [("lotus.yaml", "smollm2-135m", 4),
+                                                         ("lotus-qwen1.5b.yaml", "qwen2.5-coder-1.5b", 1)])
+def test_the_seed_suites_name_seed_personas_and_both_versions(path: str, model: str, at_least: int) -> None:
+    suite = load_suite(REPO / "evals" / path)
+    everyone = [p.number for p in suite.load_personas(["p17", "p18", "p19", "p20", "p21", "p22"])]
+    assert everyone == [17, 18, 19, 20, 21, 22]  # --persona picks from all six, recorded or not
     recorded = [p.number for p in suite.load_personas()]
-    assert recorded == sorted(recorded) and set(recorded) <= set(everyone) and len(recorded) >= 4
-    assert [p.number for p in suite.load_personas(["p22"])] == [22]  # --persona picks from all of them
+    assert recorded == sorted(recorded) and set(recorded) <= set(everyone) and len(recorded) >= at_least
     assert [m.ref for m in suite.load_modules()] == ["lotus@v1", "lotus@v2"]
-    assert suite.settings().model == "smollm2-135m" and suite.settings().mode == "replay"
-    assert [p.number for p in suite.load_personas(["p18"])] == [18]
+    assert suite.settings().model == model and suite.settings().mode == "replay"
+    assert (REPO / "evals" / "recordings" / Path(suite.recordings or "").name / RECORDED_WITH).is_file()
 
 
 def test_a_changed_key_setting_makes_replay_fail_naming_it(openai_server, tmp_path, monkeypatch) -> None:
