@@ -44,6 +44,10 @@ def test_run_then_grade_reproduces_the_table(openai_server, tmp_path, monkeypatc
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     assert "mean score (1-5) by lens" in result.output and "6 units finished, 0 failed" in result.output
+    # Not a terminal, so no live bar: a line per finished unit tells a log how far the run is.
+    progress_lines = [line for line in result.output.splitlines() if line.startswith("unit ")]
+    assert [line.split(" finished:")[0] for line in progress_lines] == [f"unit {n}/6" for n in range(1, 7)]
+    assert all(line.endswith("elapsed)") for line in progress_lines)
 
     run_dir = out / "e2e"
     frame = read_results(run_dir)
