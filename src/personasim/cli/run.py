@@ -49,23 +49,20 @@ class _Bar(RunProgress):
     def __init__(self, progress: Progress) -> None:
         self.progress = progress
         self.task = progress.add_task("units", total=None)
-        self.todo = 0
-        self.done = 0
 
     def planned(self, todo: int, skipped: int) -> None:
-        self.todo = todo
         note = f" ({skipped} already finished)" if skipped else ""
         self.progress.update(self.task, total=todo, description=f"units{note}")
 
     def unit_done(self, record: UnitRecord) -> None:
-        self.done += 1
         self.progress.advance(self.task)
         if record.status == "failed":
             self._say(f"failed: {record.unit_id}: {record.error}")
         elif not self.progress.console.is_terminal:
             # A log file gets no live bar, and a unit on a CPU model can take half an hour.
-            elapsed = self.progress.tasks[0].elapsed or 0.0
-            self._say(f"unit {self.done}/{self.todo} finished: {record.unit_id} ({_clock(elapsed)} elapsed)")
+            task = next(task for task in self.progress.tasks if task.id == self.task)
+            done, todo = int(task.completed), int(task.total or 0)
+            self._say(f"unit {done}/{todo} finished: {record.unit_id} ({_clock(task.elapsed or 0.0)} elapsed)")
 
     def _say(self, line: str) -> None:
         self.progress.console.print(line, markup=False, highlight=False, soft_wrap=True)
