@@ -4,23 +4,23 @@ arithmetic and the machine's load. Not a library: plain functions for three scri
 from __future__ import annotations
 
 import json
-import re
 import os
+import re
 import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from personasim.inputs.criteria import derive_criteria
+from personasim.inputs.module import LearningModule
+from personasim.inputs.module_loader import load_modules
+from personasim.inputs.persona import Persona
+from personasim.inputs.persona_parser import load_personas
+from personasim.llm.settings import LLMSettings
+
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
-
-from personasim.criteria import derive_criteria  # noqa: E402
-from personasim.llm import LLMSettings  # noqa: E402
-from personasim.module import LearningModule  # noqa: E402
-from personasim.module_loader import load_modules  # noqa: E402
-from personasim.persona import Persona  # noqa: E402
-from personasim.persona_parser import load_personas  # noqa: E402
 
 NO_KEY_ENV = "PERSONASIM_BENCH_NO_KEY"  # never set: the client sends a placeholder key to 127.0.0.1
 
@@ -183,12 +183,16 @@ def write_module(folder: Path, steps: int, version: str = "v1", paragraphs: int 
     """A module version file in the real format (front matter + one `##` section per step),
     each step about as long as a lotus step (~1,300 characters with paragraphs=3)."""
     body = "".join(
-        _STEP.format(title=f"Part {i}: triage and risk rating", id=f"part-{i}", minutes=3 + i % 5,
-                     content=f"Part {i} of {steps}. " + _PARAGRAPH * paragraphs)  # fmt: skip
+        _STEP.format(
+            title=f"Part {i}: triage and risk rating",
+            id=f"part-{i}",
+            minutes=3 + i % 5,
+            content=f"Part {i} of {steps}. " + _PARAGRAPH * paragraphs,
+        )  # fmt: skip
         for i in range(1, steps + 1)
     )
     front = (
-        f"---\nid: generated\ntitle: \"Fair investigations ({steps} steps)\"\nversion: {version}\n"
+        f'---\nid: generated\ntitle: "Fair investigations ({steps} steps)"\nversion: {version}\n'
         "target_competencies:\n  - Build relationships (Stage 3)\ndelivery_format: webinar\n---\n"
     )
     path = folder / f"generated-{steps}-{version}.md"

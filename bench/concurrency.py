@@ -26,10 +26,9 @@ import time
 from pathlib import Path
 
 from _common import Plan, ServerProcess, live_settings, machine, plan_of, seed_suite
-
-from personasim.llm import build_client
+from personasim.llm.openai_client import build_client
 from personasim.prompts import Prompts
-from personasim.runner import RunConfig, run
+from personasim.run.runner import RunConfig, run
 
 
 async def timed_run(base_url: str, concurrency: int, out_dir: Path) -> tuple[float, float, int]:
@@ -79,8 +78,10 @@ def main() -> int:
     personas, modules = seed_suite()
     plan = plan_of(personas, modules)
     print(f"machine: {machine()}")
-    print(f"suite: {len(personas)} personas x {len(modules)} module versions = {len(plan.units)} units, "
-          f"{plan.calls} calls, longest unit chain {plan.chain(10**6)} calls; latency {args.latency * 1000:g} ms")
+    print(
+        f"suite: {len(personas)} personas x {len(modules)} module versions = {len(plan.units)} units, "
+        f"{plan.calls} calls, longest unit chain {plan.chain(10**6)} calls; latency {args.latency * 1000:g} ms"
+    )
     print(" ".join(f"{name:>{width}}" for name, width, _ in COLUMNS))
     base_wall = None
     for concurrency in args.concurrency:

@@ -21,13 +21,13 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-from _common import REPO, ServerProcess, live_settings, machine, write_module
 
-from personasim.llm import build_client
-from personasim.module_loader import load_modules
-from personasim.persona_parser import load_personas
+from _common import REPO, ServerProcess, live_settings, machine, write_module
+from personasim.inputs.module_loader import load_modules
+from personasim.inputs.persona_parser import load_personas
+from personasim.llm.openai_client import build_client
 from personasim.prompts import Prompts
-from personasim.runner import RunConfig, run
+from personasim.run.runner import RunConfig, run
 
 CHARS_PER_TOKEN = 4
 

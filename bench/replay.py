@@ -30,13 +30,13 @@ from pathlib import Path
 from typing import Any
 
 from _common import REPO, ServerProcess, live_settings, machine, plan_of, write_module, write_personas
-
 from personasim.fileio import atomic_write_bytes
-from personasim.llm import LLMSettings, build_client
-from personasim.module_loader import load_modules
-from personasim.persona_parser import load_personas
+from personasim.inputs.module_loader import load_modules
+from personasim.inputs.persona_parser import load_personas
+from personasim.llm.openai_client import build_client
+from personasim.llm.settings import LLMSettings
 from personasim.prompts import Prompts
-from personasim.runner import RunConfig, run
+from personasim.run.runner import RunConfig, run
 
 RUN_RECORD, RUN_REPLAY = "record", "replay"
 

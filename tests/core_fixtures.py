@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from personasim.module import LearningModule, Step
-from personasim.persona import (
+from personasim.inputs.module import LearningModule, Step
+from personasim.inputs.persona import (
     CompetencyDevelopmentProfile,
     ContextualConstraints,
     CriticalConsciousness,

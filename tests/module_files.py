@@ -24,13 +24,15 @@ Time: 2 minutes
 def write_module(folder: Path, version: str, steps: int) -> Path:
     body = "".join(
         STEP.format(
-            title=f"Part {i} of the {version} webinar", id=f"part-{i}", minutes=3 + i,
+            title=f"Part {i} of the {version} webinar",
+            id=f"part-{i}",
+            minutes=3 + i,
             content=f"Fair and compassionate investigations, part {i} ({version}): consistent triage and risk rating.",
         )  # fmt: skip
         for i in range(1, steps + 1)
     )
     front = (
-        f"---\nid: fairness\ntitle: \"Fair investigations\"\nversion: {version}\n"
+        f'---\nid: fairness\ntitle: "Fair investigations"\nversion: {version}\n'
         "target_competencies:\n  - Build relationships (Stage 3)\ndelivery_format: webinar\n---\n"
     )
     path = folder / f"{version}.md"

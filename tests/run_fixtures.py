@@ -11,11 +11,26 @@ import random
 import statistics
 from pathlib import Path
 
-from personasim.grading import Evidence, Grade, JudgeSample
-from personasim.results import GradeFile, Manifest, RunPaths, results_frame, save_grades, write_manifest, write_results
-from personasim.transcript import (
-    Barrier, EndReflection, ReflectionTurn, StepReaction, TokenUsage, Transcript, Turn, save_transcript,
-)  # fmt: skip
+from personasim.analysis.results import (
+    GradeFile,
+    Manifest,
+    RunPaths,
+    results_frame,
+    save_grades,
+    write_manifest,
+    write_results,
+)
+from personasim.grading.grade import Evidence, Grade, JudgeSample
+from personasim.records.transcript import (
+    Barrier,
+    EndReflection,
+    ReflectionTurn,
+    StepReaction,
+    TokenUsage,
+    Transcript,
+    Turn,
+    save_transcript,
+)
 
 PERSONAS = [
     ("p17-assistant-director-of-finance", "Assistant Director of Finance"),
@@ -81,8 +96,12 @@ LANDS = {
     False: ["Feels distant from my day-to-day.", "Too much policy, not enough of what to do.",
             "I was skimming by the end of this part.", "Hard to see how this fits my setting."],
 }  # fmt: skip
-BARRIERS = [("time", "month-end and clinics leave little room"), ("relevance", "examples are all from acute trusts"),
-            ("safety_to_speak", "unsure it is safe to raise this locally"), ("format", "long slides, no activity")]
+BARRIERS = [
+    ("time", "month-end and clinics leave little room"),
+    ("relevance", "examples are all from acute trusts"),
+    ("safety_to_speak", "unsure it is safe to raise this locally"),
+    ("format", "long slides, no activity"),
+]
 
 
 def _reaction(rng: random.Random, pid: str, step: str, level: float, inject: str | None,

@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from personasim.cli import app
-from personasim.module_loader import load_module
+from personasim.inputs.module_loader import load_module
 
 REPO = Path(__file__).parents[1]
 FIXTURES = Path(__file__).parent / "fixtures" / "modules"

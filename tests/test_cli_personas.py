@@ -9,8 +9,8 @@ import pytest
 from typer.testing import CliRunner
 
 from personasim.cli import app
-from personasim.persona import Persona
-from personasim.persona_parser import load_personas
+from personasim.inputs.persona import Persona
+from personasim.inputs.persona_parser import load_personas
 
 REPO = Path(__file__).resolve().parents[1]
 SEED = REPO / "personas" / "stage3-personas.md"
@@ -112,7 +112,11 @@ def test_validate_prints_warnings_to_stderr(run):
     result = run("validate", str(UNSEEN))
     assert result.exit_code == 0, result.output
     assert result.stdout.strip().endswith("1 personas (p23-director-of-nursing-community-services), 3 warnings")
-    assert [line.split(": ")[0] for line in result.stderr.splitlines()] == [f"{UNSEEN}:33", f"{UNSEEN}:93", f"{UNSEEN}:134"]
+    assert [line.split(": ")[0] for line in result.stderr.splitlines()] == [
+        f"{UNSEEN}:33",
+        f"{UNSEEN}:93",
+        f"{UNSEEN}:134",
+    ]
 
 
 def test_validate_folder_with_a_bad_file(run, tmp_path):

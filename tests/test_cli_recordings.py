@@ -8,8 +8,8 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from personasim.cli import app
-from personasim.llm import ChatOptions, Usage
-from personasim.replay import RecordedResponse, Recording, request_fields, request_key, save_recording
+from personasim.llm.replay import RecordedResponse, Recording, request_fields, request_key, save_recording
+from personasim.llm.types import ChatOptions, Usage
 
 runner = CliRunner()
 
@@ -24,7 +24,9 @@ def make_recordings(directory: Path) -> list[str]:
             text=f"answer {i}", usage=Usage(prompt_tokens=3), finish_reason="stop", model=model,
             system_fingerprint=None, latency_s=0.1, created_at="2025-01-01T00:00:00+00:00",
         )  # fmt: skip
-        save_recording(directory, Recording(key=key, request=request_fields(messages, options, None), response=response))
+        save_recording(
+            directory, Recording(key=key, request=request_fields(messages, options, None), response=response)
+        )
         keys.append(key)
     return keys
 

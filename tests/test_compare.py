@@ -12,10 +12,17 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+from personasim.analysis.compare import (
+    CompareError,
+    Comparison,
+    cluster_bootstrap_ci,
+    compare,
+    compare_versions,
+    pair_rows,
+    paired_dz,
+    sign_flip_test,
+)
 from personasim.cli import app
-from personasim.compare import (
-    Comparison, CompareError, cluster_bootstrap_ci, compare, compare_versions, pair_rows, paired_dz, sign_flip_test,
-)  # fmt: skip
 
 sys.path.insert(0, str(Path(__file__).parent))
 from run_fixtures import build_run  # noqa: E402

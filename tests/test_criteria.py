@@ -5,9 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from core_fixtures import make_module, make_persona
-
-from personasim.criteria import LENSES, derive_criteria
-from personasim.persona_parser import load_personas
+from personasim.inputs.criteria import LENSES, derive_criteria
+from personasim.inputs.persona_parser import load_personas
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -45,7 +44,9 @@ def test_graders_and_lenses() -> None:
 
 
 def test_explicit_evaluation_criteria_are_added_and_deduplicated() -> None:
-    persona = make_persona(evaluation_criteria=["Names racism explicitly", "names racism  explicitly", "Offers mentoring"])
+    persona = make_persona(
+        evaluation_criteria=["Names racism explicitly", "names racism  explicitly", "Offers mentoring"]
+    )
     explicit = [c for c in derive_criteria(persona) if c.lens == "explicit"]
     assert [(c.id, c.text, c.source_field) for c in explicit] == [
         ("explicit-01", "Names racism explicitly", "evaluation_criteria[0]"),

@@ -5,17 +5,18 @@ from __future__ import annotations
 import json
 
 import pytest
+
 from core_fixtures import make_module, make_persona
 from doubles.scripted_client import ScriptedClient
-from scripted_answers import scripted_text
-
-from personasim.criteria import derive_criteria
 from personasim.errors import PersonasimError
-from personasim.grading import content_tokens, grade_transcript, overlap, verify_quote
-from personasim.llm import LLMSettings, QuotaExceeded
+from personasim.grading.grade import content_tokens, grade_transcript, overlap, verify_quote
+from personasim.inputs.criteria import derive_criteria
+from personasim.llm.settings import LLMSettings
+from personasim.llm.types import QuotaExceeded
 from personasim.prompts import Prompts
-from personasim.simulate import simulate_unit
-from personasim.transcript import Transcript
+from personasim.records.transcript import Transcript
+from personasim.run.simulate import simulate_unit
+from scripted_answers import scripted_text
 
 SETTINGS = LLMSettings(model="judge-model", seed=0, max_reasks=1)
 PROMPTS = Prompts()
@@ -49,9 +50,7 @@ async def test_judge_repeats_give_mean_and_spread_with_their_own_sample_index() 
     transcript = await _transcript()
     quote = transcript.turns[0].reaction.takeaway
     verdicts = iter([2, 4, 3])
-    client = ScriptedClient(
-        lambda call: json.dumps({"rationale": "r", "evidence": [quote], "score": next(verdicts)})
-    )
+    client = ScriptedClient(lambda call: json.dumps({"rationale": "r", "evidence": [quote], "score": next(verdicts)}))
     [grade] = await _grade(client, transcript, [_criterion("gap-01")], judge_samples=3)
     assert (grade.score, grade.score_sd, grade.score_min, grade.score_max) == (3.0, 1.0, 2.0, 4.0)
     assert grade.judge_samples == 3 and [s.score for s in grade.samples] == [2, 4, 3]

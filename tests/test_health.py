@@ -9,8 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from personasim.grading import Evidence, Grade
-from personasim.health import (
+from personasim.analysis.health import (
     HEALTH_TABLE_COLUMNS,
     assess_health,
     health_table,
@@ -19,8 +18,9 @@ from personasim.health import (
     similar,
     similarity,
 )
-from personasim.results import GradeFile, results_frame
-from personasim.transcript import Barrier, EndReflection, ReflectionTurn, StepReaction, Transcript, Turn
+from personasim.analysis.results import GradeFile, results_frame
+from personasim.grading.grade import Evidence, Grade
+from personasim.records.transcript import Barrier, EndReflection, ReflectionTurn, StepReaction, Transcript, Turn
 
 STEPS = ("why-fairness", "bias-in-process", "plan")
 

@@ -12,20 +12,12 @@ from pydantic import BaseModel, Field
 from doubles.openai_server import FakeOpenAIServer, Reply
 from personasim.cli.llm_options import llm_settings
 from personasim.errors import InputError
-from personasim.llm import (
-    ChatOptions,
-    LLMError,
-    LLMSettings,
-    OpenAIChatClient,
-    PriceTable,
-    RecordingClient,
-    RetryPolicy,
-    Usage,
-    UsageLedger,
-    build_client,
-    format_cost,
-)
-from personasim.structured import needs_instructions
+from personasim.llm.costs import PriceTable, UsageLedger, format_cost
+from personasim.llm.openai_client import OpenAIChatClient, RetryPolicy, build_client
+from personasim.llm.replay import RecordingClient
+from personasim.llm.settings import LLMSettings
+from personasim.llm.structured import needs_instructions
+from personasim.llm.types import ChatOptions, LLMError, Usage
 
 FAST = RetryPolicy(max_attempts=3, initial_wait_s=0.001, max_wait_s=0.01, total_timeout_s=10)
 MSGS = [{"role": "system", "content": "You are a learner."}, {"role": "user", "content": "Read step 1."}]
@@ -120,7 +112,7 @@ async def test_instruction_modes_put_schema_in_last_message(openai_server: FakeO
     assert body["messages"][-1]["content"].startswith("Read step 1.") and '"score"' in body["messages"][-1]["content"]
     assert "JSON" in body["messages"][-1]["content"]
     assert body.get("response_format") == ({"type": "json_object"} if mode == "json_object" else None)
-    assert MSGS == original  # the caller's messages are never mutated
+    assert original == MSGS  # the caller's messages are never mutated
 
 
 async def test_key_sent_only_in_authorization_header(openai_server: FakeOpenAIServer) -> None:
@@ -171,17 +163,25 @@ async def test_semaphore_bounds_calls_in_flight(openai_server: FakeOpenAIServer)
 
 def test_settings_from_yaml_with_overrides(tmp_path: Path) -> None:
     path = tmp_path / "llm.yaml"
-    path.write_text("llm:\n  model: qwen\n  base_url: http://127.0.0.1:8080/v1\n  structured_output: json_object_schema\n")
+    path.write_text(
+        "llm:\n  model: qwen\n  base_url: http://127.0.0.1:8080/v1\n  structured_output: json_object_schema\n"
+    )
     s = LLMSettings.from_file(path, model="other", concurrency=None, temperature=0.5)
     assert (s.model, s.base_url, s.structured_output, s.temperature, s.concurrency) == (
         "other", "http://127.0.0.1:8080/v1", "json_object_schema", 0.5, 4
     )  # fmt: skip
-    assert s.chat_options(sample_index=3) == ChatOptions(model="other", temperature=0.5, seed=0, max_tokens=1024, sample_index=3)
+    assert s.chat_options(sample_index=3) == ChatOptions(
+        model="other", temperature=0.5, seed=0, max_tokens=1024, sample_index=3
+    )
 
 
 @pytest.mark.parametrize(
     ("text", "message"),
-    [("model: m\napi_key: sk-x\n", "api_key"), ("model: m\nmode: replay\n", "recordings_dir"), ("model: [\n", "invalid YAML")],
+    [
+        ("model: m\napi_key: sk-x\n", "api_key"),
+        ("model: m\nmode: replay\n", "recordings_dir"),
+        ("model: [\n", "invalid YAML"),
+    ],
 )
 def test_bad_settings_files_are_input_errors(tmp_path: Path, text: str, message: str) -> None:
     path = tmp_path / "llm.yaml"

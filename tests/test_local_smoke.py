@@ -11,7 +11,7 @@ import importlib.util
 
 import pytest
 
-from personasim.local_server import LocalServer
+from personasim.llm.local_server import LocalServer
 
 pytestmark = [
     pytest.mark.local_model,
@@ -52,12 +52,13 @@ async def test_one_persona_two_steps_through_the_harness_on_smollm2() -> None:
     and a persona walks two real lotus steps to a validated StepReaction each."""
     from pathlib import Path
 
-    from personasim.backend import open_backend
-    from personasim.llm import LLMSettings, build_client
-    from personasim.module_loader import load_module
-    from personasim.persona_parser import find_persona
+    from personasim.inputs.module_loader import load_module
+    from personasim.inputs.persona_parser import find_persona
+    from personasim.llm.backend import open_backend
+    from personasim.llm.openai_client import build_client
+    from personasim.llm.settings import LLMSettings
     from personasim.prompts import Prompts
-    from personasim.simulate import simulate_unit
+    from personasim.run.simulate import simulate_unit
 
     root = Path(__file__).resolve().parents[1]
     persona = find_persona([root / "personas"], "p17")

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from personasim.module import LearningModule
-from personasim.module_loader import load_module
-from personasim.module_steps import estimate_minutes
+from personasim.inputs.module import LearningModule
+from personasim.inputs.module_loader import load_module
+from personasim.inputs.module_steps import estimate_minutes
 
 REPO = Path(__file__).parents[1]
 SEED = Path(__file__).parent / "fixtures" / "seeds" / "003_123a1282ca9f64a4.txt"

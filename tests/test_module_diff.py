@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from personasim.module import LearningModule, Step
-from personasim.module_diff import diff_modules
-from personasim.module_loader import load_module
+from personasim.inputs.module import LearningModule, Step
+from personasim.inputs.module_diff import diff_modules
+from personasim.inputs.module_loader import load_module
 
 FIXTURES = Path(__file__).parent / "fixtures" / "modules" / "valid" / "demo"
 LOTUS = Path(__file__).parents[1] / "modules" / "lotus"

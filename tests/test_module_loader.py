@@ -9,7 +9,7 @@ import pytest
 
 from personasim.errors import InputError
 from personasim.hashing import content_hash
-from personasim.module_loader import (
+from personasim.inputs.module_loader import (
     check_modules,
     find_module,
     load_module,
@@ -18,7 +18,7 @@ from personasim.module_loader import (
     parse_ref,
     version_key,
 )
-from personasim.module_steps import estimate_minutes, slugify
+from personasim.inputs.module_steps import estimate_minutes, slugify
 
 FIXTURES = Path(__file__).parent / "fixtures" / "modules"
 DEMO_V1 = FIXTURES / "valid" / "demo" / "v1.md"

@@ -14,17 +14,18 @@ import pytest
 from openai._utils import async_maybe_transform
 from openai.types.chat import completion_create_params
 
-from personasim import health
-from personasim.grading import JudgeVerdict
-from personasim.health import check_persona_similarity
-from personasim.llm import ChatOptions, OpenAIChatClient
-from personasim.replay import fast_request_key, request_key
-from personasim.runner import _off_loop
-from personasim.structured import STRUCTURED_MODES, copy_messages, response_schema, strict_schema
-from personasim.transcript import EndReflection, StepReaction, Transcript
+from personasim.analysis import health
+from personasim.analysis.health import check_persona_similarity
+from personasim.grading.grade import JudgeVerdict
+from personasim.llm.openai_client import OpenAIChatClient
+from personasim.llm.replay import fast_request_key, request_key
+from personasim.llm.structured import STRUCTURED_MODES, copy_messages, response_schema, strict_schema
+from personasim.llm.types import ChatOptions
+from personasim.records.transcript import EndReflection, StepReaction, Transcript
+from personasim.run.runner import _off_loop
 
 MESSAGES = [
-    {"role": "system", "content": "You are the Assistant Director of Finance. \u00e9\u00fc \u2028 \"quoted\" \\ back"},
+    {"role": "system", "content": 'You are the Assistant Director of Finance. \u00e9\u00fc \u2028 "quoted" \\ back'},
     {"role": "user", "content": "Step 1 of 2: Fairness\n\nContent\twith tabs and \x00 a NUL"},
     {"role": "assistant", "content": json.dumps({"takeaway": "fair process", "relevance": 4})},
     {"role": "user", "content": "\x00messages \x00schema"},  # the placeholders the fast key uses
@@ -88,8 +89,10 @@ def _unit(persona: str, takeaway: str) -> Transcript:
 
 
 def test_persona_similarity_samples_pairs_beyond_the_limit(monkeypatch) -> None:
-    units = [_unit(f"p{i:02d}", f"Answer number {i} about fairness" if i % 2 else "The same answer every time")
-             for i in range(12)]  # fmt: skip  (66 pairs)
+    units = [
+        _unit(f"p{i:02d}", f"Answer number {i} about fairness" if i % 2 else "The same answer every time")
+        for i in range(12)
+    ]  # fmt: skip  (66 pairs)
     exact = check_persona_similarity(units)
     assert "sampled" not in exact.detail
     monkeypatch.setattr(health, "MAX_PERSONA_PAIRS", 20)

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from personasim.errors import InputError
-from personasim.persona_lint import Finding, lint_personas
+from personasim.inputs.persona_lint import Finding, lint_personas
 
 REPO = Path(__file__).resolve().parents[1]
 SEED = REPO / "personas" / "stage3-personas.md"

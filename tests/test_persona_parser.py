@@ -13,16 +13,10 @@ from hypothesis import strategies as st
 
 from personasim.errors import InputError
 from personasim.hashing import content_hash
-from personasim.persona import HoursPerWeek, Persona, Stage
-from personasim.persona_fields import parse_hours, split_items
-from personasim.persona_lint import lint_persona, stray_escapes
-from personasim.persona_parser import (
-    find_persona,
-    load_personas,
-    parse_personas,
-    persona_files,
-    split_personas,
-)
+from personasim.inputs.persona import HoursPerWeek, Persona, Stage
+from personasim.inputs.persona_fields import parse_hours, split_items
+from personasim.inputs.persona_lint import lint_persona, stray_escapes
+from personasim.inputs.persona_parser import find_persona, load_personas, parse_personas, persona_files, split_personas
 
 REPO = Path(__file__).resolve().parents[1]
 SEED = REPO / "personas" / "stage3-personas.md"
@@ -124,7 +118,9 @@ def test_persona_17_diversity_profile(seed):
         "British Sikh man in NHS leadership, turban-wearing, visible religious minority"
     )
     assert len(power.experienced_barriers) == 9
-    assert power.experienced_barriers[0] == "Post-9/11 conflation with Muslims leading to misdirected Islamophobic abuse"
+    assert (
+        power.experienced_barriers[0] == "Post-9/11 conflation with Muslims leading to misdirected Islamophobic abuse"
+    )
     assert power.experienced_barriers[-1] == "Prayer time needs not always understood or accommodated"
     assert len(power.experienced_discrimination) == 8
     # The stray escapes are kept as written; `personas lint` reports them.

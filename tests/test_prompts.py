@@ -6,13 +6,13 @@ import shutil
 from pathlib import Path
 
 import pytest
-from core_fixtures import make_module, make_persona
 
-from personasim.criteria import derive_criteria
+from core_fixtures import make_module, make_persona
 from personasim.errors import InputError
-from personasim.persona_parser import load_personas
+from personasim.inputs.criteria import derive_criteria
+from personasim.inputs.persona_parser import load_personas
 from personasim.prompts import TEMPLATE_NAMES, Prompts, default_prompts_dir
-from personasim.transcript import Transcript
+from personasim.records.transcript import Transcript
 
 REPO = Path(__file__).resolve().parents[1]
 SEED_PERSONAS = load_personas([REPO / "personas"])

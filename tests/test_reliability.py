@@ -8,8 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from personasim.grading import Grade, JudgeSample
-from personasim.reliability import (
+from personasim.analysis.reliability import (
     NOTE_K1,
     NOTE_NO_SCORES,
     NOTE_UNPAIRED,
@@ -20,8 +19,9 @@ from personasim.reliability import (
     krippendorff_alpha,
     repeat_scores,
 )
-from personasim.results import GradeFile, RunPaths, results_frame, save_grades
-from personasim.transcript import Transcript
+from personasim.analysis.results import GradeFile, RunPaths, results_frame, save_grades
+from personasim.grading.grade import Grade, JudgeSample
+from personasim.records.transcript import Transcript
 
 N = None
 # Krippendorff (2011), "Computing Krippendorff's Alpha-Reliability", section C: 4 observers x 12

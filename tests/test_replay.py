@@ -10,21 +10,16 @@ import pytest
 from pydantic import BaseModel, Field
 
 from doubles.openai_server import FakeOpenAIServer, Reply
-from personasim.llm import (
-    ChatOptions,
-    LLMSettings,
-    OpenAIChatClient,
-    RecordingClient,
-    ReplayMiss,
-    RequestRejected,
-    RetriesExhausted,
-    RetryPolicy,
-    build_client,
-    complete_structured,
-)
-from personasim.replay import load_recording, read_used_keys, request_key, unused_recordings
+from personasim.llm.openai_client import OpenAIChatClient, RetryPolicy, build_client
+from personasim.llm.replay import RecordingClient, load_recording, read_used_keys, request_key, unused_recordings
+from personasim.llm.settings import LLMSettings
+from personasim.llm.structured import complete_structured
+from personasim.llm.types import ChatOptions, ReplayMiss, RequestRejected, RetriesExhausted
 
-MSGS = [{"role": "system", "content": "You are Dana, a finance director."}, {"role": "user", "content": "Step 1: budgets."}]
+MSGS = [
+    {"role": "system", "content": "You are Dana, a finance director."},
+    {"role": "user", "content": "Step 1: budgets."},
+]
 OPTS = ChatOptions(model="fake-model")
 
 
@@ -127,7 +122,9 @@ async def test_concurrent_samples_get_their_own_keys(openai_server: FakeOpenAISe
 
 
 @pytest.mark.parametrize("fault", [Reply.error(400, "bad"), Reply.server_error(503)], ids=["400", "503"])
-async def test_error_responses_are_never_recorded(openai_server: FakeOpenAIServer, tmp_path: Path, fault: Reply) -> None:
+async def test_error_responses_are_never_recorded(
+    openai_server: FakeOpenAIServer, tmp_path: Path, fault: Reply
+) -> None:
     openai_server.default = fault
     async with RecordingClient(inner_for(openai_server), tmp_path, "record") as client:
         with pytest.raises((RequestRejected, RetriesExhausted)):

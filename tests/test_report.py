@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from personasim.cli import app
-from personasim.report import CSP, write_report
+from personasim.report.html import CSP, write_report
 
 sys.path.insert(0, str(Path(__file__).parent))
 from run_fixtures import PERSONAS, build_run  # noqa: E402
@@ -79,14 +79,23 @@ def test_sections_of_a_two_version_run(injected: tuple[Path, str]) -> None:
     page = Page(html)
     ids = page.ids()
     assert {"heatmap", "runs", "comparison", "heatmap-delta", "lotus-v1", "lotus-v2-scores"} <= ids
-    heat = html[html.index('id="heatmap"'):]
+    heat = html[html.index('id="heatmap"') :]
     heat = heat[: heat.index("</table>")]
     assert heat.count("<tr>") == 1 + len(PERSONAS)  # header + one row per persona
     for lens in ("gaps", "misunderstandings", "competencies", "fit", "power", "transformational"):
         assert f"<th>{lens}</th>" in heat
     text = " ".join(page.text)
-    for expected in ("Comparison: lotus@v2 vs lotus@v1", "Misunderstandings raised", "Grader rationales",
-                     "Transcripts", "Judge reliability", "gpt-4o-mini", "$0.1734", "not found", "verified"):
+    for expected in (
+        "Comparison: lotus@v2 vs lotus@v1",
+        "Misunderstandings raised",
+        "Grader rationales",
+        "Transcripts",
+        "Judge reliability",
+        "gpt-4o-mini",
+        "$0.1734",
+        "not found",
+        "verified",
+    ):
         assert expected in text, expected
     assert sum(1 for t, a in page.tags if t == "details" and "box" in (a.get("class") or "")) >= 2 * 6 + 2 * 6
     assert html.count('<svg xmlns="http://www.w3.org/2000/svg"') == 1 + 2 * 2  # forest + 2 charts per version
@@ -116,7 +125,7 @@ def test_degenerate_simulations_and_failed_units_are_shown_first(tmp_path: Path)
     manifest["unit_errors"] = {"p99__lotus@v1__s0": "quota <exceeded>"}
     (run / "manifest.json").write_text(json.dumps(manifest))
     html = write_report([run], tmp_path / "h.html").read_text(encoding="utf-8")
-    banner = html[html.index('<div class="banner bad" role="alert">'):]
+    banner = html[html.index('<div class="banner bad" role="alert">') :]
     assert "simulations look degenerate" in banner[: banner.index("</div>\n")]
     assert "1 of 3 units did not finish" in html and "quota &lt;exceeded&gt;" in html
     assert html.index("simulations look degenerate") < html.index('id="runs"')  # above everything else

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from markupsafe import escape
 
-from personasim.report import CSP, write_report
+from personasim.report.html import CSP, write_report
 
 sys.path.insert(0, str(Path(__file__).parent))
 from run_fixtures import build_run  # noqa: E402
@@ -30,7 +30,7 @@ FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-
          "--hide-scrollbars"]  # fmt: skip
 CSP_META = re.compile(r'<meta http-equiv="Content-Security-Policy" content="[^"]*">')
 SIDE_EFFECT = "document.documentElement.setAttribute('data-xss','ran')"
-PAYLOAD = f"<script>{SIDE_EFFECT}</script><img src=x onerror=\"{SIDE_EFFECT}\">"
+PAYLOAD = f'<script>{SIDE_EFFECT}</script><img src=x onerror="{SIDE_EFFECT}">'
 PROBE = """<script>
 const t = document.getElementById('heatmap'), r = t.getBoundingClientRect(), s = getComputedStyle(t);
 const cell = t.querySelector('td[style]');

@@ -7,20 +7,27 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+
 from core_fixtures import make_module, make_persona
 from doubles.scripted_client import ScriptedClient
-from scripted_answers import scripted_text
-
-from personasim.costs import PriceTable
-from personasim.criteria import derive_criteria
-from personasim.grading import grade_transcript
-from personasim.llm import LLMSettings
-from personasim.prompts import Prompts
-from personasim.results import (
-    COLUMNS, GradeFile, load_grades, read_results, results_frame, row_prompt_hash, save_grades, summary,
+from personasim.analysis.results import (
+    COLUMNS,
+    GradeFile,
+    load_grades,
+    read_results,
+    results_frame,
+    row_prompt_hash,
+    save_grades,
+    summary,
     write_results,
-)  # fmt: skip
-from personasim.simulate import simulate_unit
+)
+from personasim.grading.grade import grade_transcript
+from personasim.inputs.criteria import derive_criteria
+from personasim.llm.costs import PriceTable
+from personasim.llm.settings import LLMSettings
+from personasim.prompts import Prompts
+from personasim.run.simulate import simulate_unit
+from scripted_answers import scripted_text
 
 SETTINGS = LLMSettings(model="gpt-test", seed=0)
 PROMPTS = Prompts()

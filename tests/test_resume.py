@@ -12,19 +12,21 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from typer.testing import CliRunner
+
 from core_fixtures import make_module, make_persona
 from doubles.openai_server import Reply
 from doubles.scripted_client import ScriptedClient
 from module_files import three_seed_personas, write_module
-from scripted_answers import scripted_answer, scripted_text
-from typer.testing import CliRunner
-
+from personasim.analysis.results import RunPaths
 from personasim.cli import app
 from personasim.errors import InputError
-from personasim.llm import LLMSettings, QuotaExceeded
+from personasim.llm.settings import LLMSettings
+from personasim.llm.types import QuotaExceeded
 from personasim.prompts import Prompts
-from personasim.results import RunPaths
-from personasim.runner import RunConfig, UnitRecord, append_unit_record, finalize, plan_units, read_unit_records, run
+from personasim.run.runner import RunConfig, finalize, plan_units, run
+from personasim.run.state import UnitRecord, append_unit_record, read_unit_records
+from scripted_answers import scripted_answer, scripted_text
 
 REPO = Path(__file__).resolve().parents[1]
 SETTINGS = LLMSettings(model="m", seed=0)

@@ -7,13 +7,13 @@ import json
 from pathlib import Path
 
 import pandas as pd
-from doubles.openai_server import FakeOpenAIServer, Reply
-from module_files import three_seed_personas, write_module
-from scripted_answers import scripted_answer
 from typer.testing import CliRunner
 
+from doubles.openai_server import FakeOpenAIServer, Reply
+from module_files import three_seed_personas, write_module
+from personasim.analysis.results import COLUMNS, read_manifest, read_results
 from personasim.cli import app
-from personasim.results import COLUMNS, read_manifest, read_results
+from scripted_answers import scripted_answer
 
 REPO = Path(__file__).resolve().parents[1]
 SECRET = "sk-test-secret-do-not-store-0123456789"

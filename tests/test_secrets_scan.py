@@ -8,7 +8,10 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from doubles.openai_server import FakeOpenAIServer, Reply
-from personasim.llm import LLMSettings, RecordingClient, build_client, complete_structured
+from personasim.llm.openai_client import build_client
+from personasim.llm.replay import RecordingClient
+from personasim.llm.settings import LLMSettings
+from personasim.llm.structured import complete_structured
 
 SECRET = "sk-proj-SECRETsecret0123456789abcdefXYZ"
 
@@ -51,4 +54,6 @@ async def test_recordings_hold_no_key_and_no_auth_header(
         assert "authorization" not in lowered and "bearer" not in lowered, path
         assert "personasim_test_key" not in lowered, path  # not even the variable's name
     assert SECRET not in caplog.text and "bearer" not in caplog.text.lower()
-    assert SECRET not in repr(settings) and SECRET not in repr(client.__dict__) and SECRET not in repr(vars(client.inner))
+    assert (
+        SECRET not in repr(settings) and SECRET not in repr(client.__dict__) and SECRET not in repr(vars(client.inner))
+    )

@@ -7,12 +7,12 @@ from pathlib import Path
 
 from core_fixtures import make_module, make_persona
 from doubles.scripted_client import ScriptedClient
-from scripted_answers import END_REFLECTION, scripted_answer
-
-from personasim.llm import LLMSettings, QuotaExceeded
+from personasim.llm.settings import LLMSettings
+from personasim.llm.types import QuotaExceeded
 from personasim.prompts import Prompts
-from personasim.simulate import simulate_unit
-from personasim.transcript import StepReaction, Transcript, load_transcript, save_transcript
+from personasim.records.transcript import StepReaction, Transcript, load_transcript, save_transcript
+from personasim.run.simulate import simulate_unit
+from scripted_answers import END_REFLECTION, scripted_answer
 
 SETTINGS = LLMSettings(model="test-model", seed=7, max_reasks=1)
 PROMPTS = Prompts()

@@ -6,11 +6,10 @@ import json
 
 from core_fixtures import make_module, make_persona
 from doubles.scripted_client import ScriptedClient
-from scripted_answers import scripted_answer
-
-from personasim.llm import LLMSettings
+from personasim.llm.settings import LLMSettings
 from personasim.prompts import Prompts
-from personasim.simulate import simulate_unit
+from personasim.run.simulate import simulate_unit
+from scripted_answers import scripted_answer
 
 SETTINGS = LLMSettings(model="test-model", seed=7)
 PROMPTS = Prompts()
@@ -36,7 +35,9 @@ async def test_recap_replaces_answered_steps_with_one_line_and_keeps_every_answe
     for index, call in enumerate(client.calls[:4], start=1):
         assert call.last_user == PROMPTS.step_turn(make_persona(), module, index)
     # The transcript keeps the full prompts for the judge and the report.
-    assert [t.user_prompt for t in transcript.turns] == [PROMPTS.step_turn(make_persona(), module, i) for i in range(1, 5)]
+    assert [t.user_prompt for t in transcript.turns] == [
+        PROMPTS.step_turn(make_persona(), module, i) for i in range(1, 5)
+    ]
 
 
 async def test_recap_sends_fewer_characters_than_full_history() -> None:

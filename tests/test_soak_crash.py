@@ -27,12 +27,12 @@ from typing import Any
 
 import pandas as pd
 import pytest
+
 from doubles.openai_server import FakeOpenAIServer, Reply
 from module_files import three_seed_personas, write_module
+from personasim.records.transcript import load_transcript
+from personasim.run.state import read_unit_records
 from scripted_answers import scripted_answer
-
-from personasim.run_state import read_unit_records
-from personasim.transcript import load_transcript
 
 pytestmark = pytest.mark.slow
 

@@ -20,15 +20,16 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+
 from core_fixtures import make_module, make_persona
 from doubles.openai_server import FakeOpenAIServer, Reply
-from scripted_answers import scripted_answer
-
-from personasim.criteria import derive_criteria
-from personasim.llm import LLMSettings, build_client
+from personasim.inputs.criteria import derive_criteria
+from personasim.llm.openai_client import build_client
+from personasim.llm.settings import LLMSettings
 from personasim.prompts import Prompts
-from personasim.runner import RunConfig, run
-from personasim.transcript import load_transcript
+from personasim.records.transcript import load_transcript
+from personasim.run.runner import RunConfig, run
+from scripted_answers import scripted_answer
 
 pytestmark = pytest.mark.slow
 
@@ -106,8 +107,12 @@ def soak_settings(server: FakeOpenAIServer) -> LLMSettings:
 
 
 def soak_inputs() -> tuple[list, list, int]:
-    titles = {17: "Assistant Director of Finance", 18: "Primary Care Practice Manager",
-              19: "Information Governance Lead", 21: "Chief Allied Health Professional"}
+    titles = {
+        17: "Assistant Director of Finance",
+        18: "Primary Care Practice Manager",
+        19: "Information Governance Lead",
+        21: "Chief Allied Health Professional",
+    }
     personas = [make_persona(number, title) for number, title in titles.items()]
     modules = [make_module("v1", steps=STEPS), make_module("v2", steps=STEPS)]
     # Faults add attempts (retries, re-asks) and remove more (failed units stop early): ~0.9x.
@@ -128,7 +133,7 @@ async def soak_run(server: FakeOpenAIServer, out: Path):  # type: ignore[no-unty
 
 
 def planned_rows(personas: list, modules: list, samples: int) -> dict[str, set[str]]:
-    from personasim.simulate import unit_id_for
+    from personasim.run.simulate import unit_id_for
 
     return {
         unit_id_for(p, m, s): {c.id for c in derive_criteria(p, m)} for p in personas for m in modules

@@ -8,17 +8,9 @@ import pytest
 from pydantic import BaseModel, Field
 
 from doubles.openai_server import FakeOpenAIServer, Reply
-from personasim.llm import (
-    ChatOptions,
-    OpenAIChatClient,
-    RefusalError,
-    RetryPolicy,
-    StructuredOutputError,
-    TruncatedError,
-    Usage,
-    complete_structured,
-)
-from personasim.structured import OutputInvalid, parse_structured, strict_schema
+from personasim.llm.openai_client import OpenAIChatClient, RetryPolicy
+from personasim.llm.structured import OutputInvalid, complete_structured, parse_structured, strict_schema
+from personasim.llm.types import ChatOptions, RefusalError, StructuredOutputError, TruncatedError, Usage
 
 MSGS = [{"role": "system", "content": "Judge the answer."}, {"role": "user", "content": "Transcript ..."}]
 OPTS = ChatOptions(model="judge", max_tokens=300)
@@ -102,9 +94,12 @@ async def test_reask_fixes_a_first_invalid_answer(openai_server: FakeOpenAIServe
     assert c.parsed == Grade.model_validate(GOOD) and c.reasks == 1 and c.attempts == 2
     assert c.usage == Usage(prompt_tokens=20, completion_tokens=10, cached_tokens=8)
     second = openai_server.chat_requests[1].body["messages"]
-    assert second[: len(MSGS)] == MSGS and second[-2] == {"role": "assistant", "content": '{"rationale": "r", "score": 9'}
+    assert second[: len(MSGS)] == MSGS and second[-2] == {
+        "role": "assistant",
+        "content": '{"rationale": "r", "score": 9',
+    }
     assert "not valid JSON" in second[-1]["content"] and second[-1]["role"] == "user"
-    assert MSGS == original
+    assert original == MSGS
 
 
 async def test_reask_on_validation_error_names_the_field(openai_server: FakeOpenAIServer) -> None:

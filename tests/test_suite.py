@@ -9,17 +9,17 @@ from xml.etree import ElementTree as ET
 
 import pandas as pd
 import pytest
-from doubles.openai_server import FakeOpenAIServer, Reply
-from module_files import three_seed_personas, write_module
-from scripted_answers import scripted_answer
 from typer.testing import CliRunner
 
-from personasim.backend import open_backend, parse_backend
+from doubles.openai_server import FakeOpenAIServer, Reply
+from module_files import three_seed_personas, write_module
+from personasim.analysis.results import read_results
 from personasim.cli import app
 from personasim.errors import InputError
-from personasim.results import read_results
-from personasim.settings import LLMSettings
-from personasim.suite import RECORDED_WITH, Thresholds, check_thresholds, load_suite
+from personasim.llm.backend import open_backend, parse_backend
+from personasim.llm.settings import LLMSettings
+from personasim.run.suite import RECORDED_WITH, Thresholds, check_thresholds, load_suite
+from scripted_answers import scripted_answer
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -49,7 +49,9 @@ def _script(server: FakeOpenAIServer) -> None:
 
 
 def _record(suite: Path, out: Path) -> None:
-    result = CliRunner().invoke(app, ["run", "--suite", str(suite), "--mode", "record", "--run-id", "rec", "--out", str(out)])
+    result = CliRunner().invoke(
+        app, ["run", "--suite", str(suite), "--mode", "record", "--run-id", "rec", "--out", str(out)]
+    )
     assert result.exit_code == 0, result.output
     assert "recordings noted in" in result.output
 
@@ -96,7 +98,9 @@ def test_eval_passes_and_fails_naming_each_missed_threshold(openai_server, tmp_p
     assert int(cases.get("failures")) >= 2 and cases.find("testcase/failure") is not None
 
 
-def test_a_changed_prompt_template_makes_replay_fail_naming_it_and_the_fix(openai_server, tmp_path, monkeypatch) -> None:
+def test_a_changed_prompt_template_makes_replay_fail_naming_it_and_the_fix(
+    openai_server, tmp_path, monkeypatch
+) -> None:
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
     _script(openai_server)
     suite, out = _suite(tmp_path, openai_server), tmp_path / "results"
@@ -156,7 +160,9 @@ def test_backends() -> None:
         assert backend.settings.timeout_s == 30 and backend.settings.total_timeout_s == 3600
 
 
-@pytest.mark.parametrize(("path", "model"), [("lotus.yaml", "qwen2.5-coder-1.5b"), ("lotus-smollm2.yaml", "smollm2-135m")])
+@pytest.mark.parametrize(
+    ("path", "model"), [("lotus.yaml", "qwen2.5-coder-1.5b"), ("lotus-smollm2.yaml", "smollm2-135m")]
+)
 def test_the_seed_suites_name_all_six_seed_personas_and_both_versions(path: str, model: str) -> None:
     suite = load_suite(REPO / "evals" / path)
     assert [p.number for p in suite.load_personas()] == [17, 18, 19, 20, 21, 22]

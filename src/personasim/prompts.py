@@ -14,12 +14,12 @@ from typing import Any
 
 import jinja2
 
-from personasim.criteria import Criterion
 from personasim.errors import InputError
 from personasim.hashing import canonical_json, content_hash
-from personasim.module import LearningModule
-from personasim.persona import Persona
-from personasim.transcript import Transcript
+from personasim.inputs.criteria import Criterion
+from personasim.inputs.module import LearningModule
+from personasim.inputs.persona import Persona
+from personasim.records.transcript import Transcript
 
 PERSONA_SYSTEM = "persona_system.md.j2"
 STEP_TURN = "step_turn.md.j2"

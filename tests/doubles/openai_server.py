@@ -86,14 +86,21 @@ class Reply:
 
     @classmethod
     def error(
-        cls, status: int, message: str = "error", type: str = "invalid_request_error", code: str | None = None, **kw: Any
+        cls,
+        status: int,
+        message: str = "error",
+        type: str = "invalid_request_error",
+        code: str | None = None,
+        **kw: Any,
     ) -> Reply:  # noqa: A002 - `type` mirrors the OpenAI error body field
         return cls(text=None, status=status, error_message=message, error_type=type, error_code=code, **kw)
 
     @classmethod
     def rate_limited(cls, retry_after: float | str | None = None, **kw: Any) -> Reply:
         headers = {"retry-after": str(retry_after)} if retry_after is not None else {}
-        return cls.error(429, "Rate limit reached, please retry", "requests", "rate_limit_exceeded", headers=headers, **kw)
+        return cls.error(
+            429, "Rate limit reached, please retry", "requests", "rate_limit_exceeded", headers=headers, **kw
+        )
 
     @classmethod
     def quota_exceeded(cls, **kw: Any) -> Reply:
@@ -245,7 +252,9 @@ def completion_body(reply: Reply, request: dict[str, Any]) -> dict[str, Any]:
 
 
 def error_body(reply: Reply) -> dict[str, Any]:
-    return {"error": {"message": reply.error_message, "type": reply.error_type, "param": None, "code": reply.error_code}}
+    return {
+        "error": {"message": reply.error_message, "type": reply.error_type, "param": None, "code": reply.error_code}
+    }
 
 
 class _Handler(BaseHTTPRequestHandler):

@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from personasim.llm import ChatOptions, Completion, Usage
+from personasim.llm.types import ChatOptions, Completion, Usage
 
 
 @dataclass

@@ -7,8 +7,8 @@ import typer
 from personasim import __version__
 from personasim.cli import analysis as analysis_cli
 from personasim.cli import eval as eval_cli
-from personasim.cli import modules as modules_cli
 from personasim.cli import local as local_cli
+from personasim.cli import modules as modules_cli
 from personasim.cli import personas as personas_cli
 from personasim.cli import recordings as recordings_cli
 from personasim.cli import run as run_cmds

@@ -12,11 +12,11 @@ from rich import box
 from rich.table import Table
 from rich.text import Text
 
+from personasim.analysis.compare import Comparison, Contrast, compare, compare_versions, fmt, fmt_p
+from personasim.analysis.results import read_results
 from personasim.cli.common import console, err_console, guarded, print_json
-from personasim.compare import Comparison, Contrast, compare, compare_versions, fmt, fmt_p
 from personasim.errors import InputError
-from personasim.report import write_report
-from personasim.results import read_results
+from personasim.report.html import write_report
 
 DEFAULT_RESULTS = Path("results")
 
@@ -85,8 +85,17 @@ def _table(result: Comparison, by: str) -> Table:
     for c in [result.overall, *result.by(by)]:
         flag = c.flag + ("?" if c.flag and c.small_n else "")
         dz = "-" if c.effect_dz is None else f"{c.effect_dz:+.2f}"
-        cells = ["all" if c.level == "overall" else c.key, str(c.n_pairs), str(c.n_clusters), f"{c.mean_a:.2f}",
-                 f"{c.mean_b:.2f}", fmt(c.delta, signed=True), _ci(c), fmt_p(c), dz]
+        cells = [
+            "all" if c.level == "overall" else c.key,
+            str(c.n_pairs),
+            str(c.n_clusters),
+            f"{c.mean_a:.2f}",
+            f"{c.mean_b:.2f}",
+            fmt(c.delta, signed=True),
+            _ci(c),
+            fmt_p(c),
+            dz,
+        ]
         table.add_row(*(Text(v) for v in cells), Text(flag, style=styles[c.flag]))
     table.caption = ("n: personas (overall, lens) or conversations (criterion, persona); "
                      "flag? = small n, indicative only; p~ = Monte Carlo")  # fmt: skip

@@ -9,9 +9,9 @@ import typer
 
 from personasim.cli.common import console, err_console, guarded
 from personasim.cli.llm_options import ModeOpt
-from personasim.junit import write_junit
-from personasim.runner import new_run_id
-from personasim.suite import evaluate_suite, load_suite
+from personasim.report.junit import write_junit
+from personasim.run.runner import new_run_id
+from personasim.run.suite import evaluate_suite, load_suite
 
 
 def register(app: typer.Typer) -> None:

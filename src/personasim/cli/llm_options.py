@@ -24,7 +24,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from personasim.settings import MODES, LLMSettings, resolve_settings
+from personasim.llm.settings import MODES, LLMSettings, resolve_settings
 
 ConfigOpt = Annotated[
     Optional[Path], typer.Option("--config", help="LLM settings file (YAML); flags override it.", dir_okay=False)
@@ -38,7 +38,9 @@ ModeOpt = Annotated[
     typer.Option("--mode", help=f"LLM call mode: {', '.join(MODES)} (replay needs no key and makes no call)."),
 ]
 ConcurrencyOpt = Annotated[Optional[int], typer.Option("--concurrency", min=1, help="Most LLM calls in flight.")]
-TemperatureOpt = Annotated[Optional[float], typer.Option("--temperature", min=0.0, max=2.0, help="Sampling temperature.")]
+TemperatureOpt = Annotated[
+    Optional[float], typer.Option("--temperature", min=0.0, max=2.0, help="Sampling temperature.")
+]
 SeedOpt = Annotated[Optional[int], typer.Option("--seed", help="Sampling seed sent to the server.")]
 MaxTokensOpt = Annotated[Optional[int], typer.Option("--max-tokens", min=1, help="Most tokens per answer.")]
 RecordingsDirOpt = Annotated[

@@ -9,14 +9,18 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from personasim import local
 from personasim.cli.common import console, err_console, guarded, print_json
-from personasim.local_server import LocalServer
+from personasim.llm import local
+from personasim.llm.local_server import LocalServer
 
-app = typer.Typer(help="Pull, list and serve small local models (llama.cpp), for runs without an API key.", no_args_is_help=True)
+app = typer.Typer(
+    help="Pull, list and serve small local models (llama.cpp), for runs without an API key.", no_args_is_help=True
+)
 
 MODEL_ARG = typer.Argument(local.DEFAULT_MODEL, help=f"Registry name: {', '.join(local.MODELS)}.")
-CACHE_OPT = typer.Option(None, "--cache-dir", help=f"Model folder (default: ${local.CACHE_ENV} or ~/.cache/personasim/models).")
+CACHE_OPT = typer.Option(
+    None, "--cache-dir", help=f"Model folder (default: ${local.CACHE_ENV} or ~/.cache/personasim/models)."
+)
 
 
 def _exit_on_sigterm(signum: int, frame: object) -> None:
@@ -36,7 +40,9 @@ def pull_cmd(model: str = MODEL_ARG, cache_dir: Path | None = CACHE_OPT) -> None
 
 @app.command("list")
 @guarded
-def list_cmd(cache_dir: Path | None = CACHE_OPT, as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+def list_cmd(
+    cache_dir: Path | None = CACHE_OPT, as_json: bool = typer.Option(False, "--json", help="Print JSON.")
+) -> None:
     """The registry's models, their size, and whether a verified copy is in the cache."""
     rows = local.list_models(cache_dir)
     if as_json:
@@ -55,13 +61,23 @@ def list_cmd(cache_dir: Path | None = CACHE_OPT, as_json: bool = typer.Option(Fa
 def serve_cmd(
     model: str = MODEL_ARG,
     port: int | None = typer.Option(None, "--port", help="Port on 127.0.0.1 (default: a free one)."),
-    n_ctx: int | None = typer.Option(None, "--n-ctx", help="Context size in tokens (default: the model's recommended one)."),
-    n_threads: int | None = typer.Option(None, "--n-threads", help="CPU threads (default: half the cores to write, all to read prompts; use 1 on a busy machine)."),
+    n_ctx: int | None = typer.Option(
+        None, "--n-ctx", help="Context size in tokens (default: the model's recommended one)."
+    ),
+    n_threads: int | None = typer.Option(
+        None,
+        "--n-threads",
+        help="CPU threads (default: half the cores to write, all to read prompts; use 1 on a busy machine).",
+    ),
     cache_dir: Path | None = CACHE_OPT,
 ) -> None:
     """Run the model's OpenAI-compatible server in the foreground until Ctrl-C (pulls it first if needed)."""
-    server = LocalServer.for_model(model, cache_dir=cache_dir, n_ctx=n_ctx, port=port, n_threads=n_threads, on_progress=_progress)
-    _progress(f"starting llama.cpp server for {model} (n_ctx {server.n_ctx}, {server.n_threads}/{server.n_threads_batch} threads; log {server.log_path})")
+    server = LocalServer.for_model(
+        model, cache_dir=cache_dir, n_ctx=n_ctx, port=port, n_threads=n_threads, on_progress=_progress
+    )
+    _progress(
+        f"starting llama.cpp server for {model} (n_ctx {server.n_ctx}, {server.n_threads}/{server.n_threads_batch} threads; log {server.log_path})"
+    )
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
         with server:

@@ -11,9 +11,9 @@ from rich.text import Text
 
 from personasim.cli.common import console, err_console, guarded, print_json
 from personasim.errors import InputError
-from personasim.module import LearningModule
-from personasim.module_diff import ModuleDiff, StepDiff, diff_modules
-from personasim.module_loader import check_modules, find_module, load_module, load_modules
+from personasim.inputs.module import LearningModule
+from personasim.inputs.module_diff import ModuleDiff, StepDiff, diff_modules
+from personasim.inputs.module_loader import check_modules, find_module, load_module, load_modules
 
 app = typer.Typer(help="List, show, validate and compare learning modules.", no_args_is_help=True)
 

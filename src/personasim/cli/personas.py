@@ -11,9 +11,15 @@ from rich.text import Text
 
 from personasim.cli.common import console, err_console, guarded, print_json
 from personasim.errors import InputError
-from personasim.persona import Persona
-from personasim.persona_lint import lint_personas
-from personasim.persona_parser import find_persona, load_personas, parse_personas, persona_files, read_persona_file
+from personasim.inputs.persona import Persona
+from personasim.inputs.persona_lint import lint_personas
+from personasim.inputs.persona_parser import (
+    find_persona,
+    load_personas,
+    parse_personas,
+    persona_files,
+    read_persona_file,
+)
 
 app = typer.Typer(help="Read, check and show learner personas.", no_args_is_help=True)
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from personasim.cli.common import console, guarded, print_json
-from personasim.replay import read_used_keys, summarize, unused_recordings
+from personasim.llm.replay import read_used_keys, summarize, unused_recordings
 
 app = typer.Typer(help="List and prune recorded LLM calls (one JSON file per request key).", no_args_is_help=True)
 

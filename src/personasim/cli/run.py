@@ -14,22 +14,22 @@ from rich import box
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from personasim.analysis.results import summary
 from personasim.cli import llm_options as lo
 from personasim.cli.common import console, err_console, guarded, print_json
-from personasim.backend import BACKENDS_HELP, open_backend
-from personasim.costs import PriceTable, format_cost
-from personasim.criteria import derive_criteria
-from personasim.llm import ChatClient, LLMSettings, build_client
-from personasim.module_loader import load_module, load_modules
-from personasim.persona_parser import find_persona, load_personas
+from personasim.inputs.criteria import derive_criteria
+from personasim.inputs.module_loader import load_module, load_modules
+from personasim.inputs.persona_parser import find_persona, load_personas
+from personasim.llm.backend import BACKENDS_HELP, open_backend
+from personasim.llm.costs import PriceTable, format_cost
+from personasim.llm.openai_client import build_client
+from personasim.llm.replay import RecordingClient
+from personasim.llm.settings import LLMSettings, read_settings_file
+from personasim.llm.types import ChatClient
 from personasim.prompts import Prompts
-from personasim.replay import RecordingClient
-from personasim.results import summary
-from personasim.runner import (
-    RunConfig, RunOutcome, RunProgress, UnitRecord, fork_run, new_run_id, regrade, run, run_defaults,
-)  # fmt: skip
-from personasim.settings import read_settings_file
-from personasim.suite import SuiteRun, check_recordings_current, load_suite, open_suite_run, write_recorded_with
+from personasim.run.runner import RunConfig, RunOutcome, RunProgress, new_run_id, regrade, run
+from personasim.run.state import UnitRecord, fork_run, run_defaults
+from personasim.run.suite import SuiteRun, check_recordings_current, load_suite, open_suite_run, write_recorded_with
 
 criteria_app = typer.Typer(help="Show the evaluation criteria derived from a persona.", no_args_is_help=True)
 T = TypeVar("T")
@@ -137,8 +137,14 @@ def _print_health(manifest: Any) -> None:
 
 
 _SHORT = {  # narrow headers so the lens columns fit an 80-column terminal
-    "persona_id": "persona", "module_version": "ver", "module_id": "module", "misunderstandings": "misund",
-    "competencies": "compet", "difference": "differ", "inclusion": "inclus", "transformational": "trans",
+    "persona_id": "persona",
+    "module_version": "ver",
+    "module_id": "module",
+    "misunderstandings": "misund",
+    "competencies": "compet",
+    "difference": "differ",
+    "inclusion": "inclus",
+    "transformational": "trans",
 }
 
 

@@ -1,0 +1,1 @@
+"""Reading results: the results table, health checks, judge reliability and version comparison."""

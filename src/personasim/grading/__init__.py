@@ -1,0 +1,1 @@
+"""Scoring saved transcripts: the LLM judge and the deterministic graders."""

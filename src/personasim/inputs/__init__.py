@@ -1,0 +1,1 @@
+"""What a run reads: learner personas, learning modules and the criteria derived from them."""

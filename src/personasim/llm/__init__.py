@@ -1,0 +1,1 @@
+"""The model boundary: call options and errors, settings, transports, retries, structured output, replay, local servers."""

@@ -1,0 +1,127 @@
+"""Token usage per run and what it cost. An unknown price is `None` ("unknown"), never zero.
+
+Price table file (YAML or JSON), USD per million tokens; `cached_input` defaults to `input`:
+
+    gpt-4o-mini: {input: 0.15, cached_input: 0.075, output: 0.60}
+    qwen2.5-coder-1.5b-instruct: {input: 0, output: 0}   # local: free, but say so explicitly
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from personasim.errors import InputError
+from personasim.llm.types import Completion, Usage
+
+
+class ModelPrice(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    input: float = Field(ge=0)
+    output: float = Field(ge=0)
+    cached_input: float | None = Field(default=None, ge=0)
+
+    def cost(self, usage: Usage) -> float:
+        cached = min(usage.cached_tokens, usage.prompt_tokens)
+        cached_price = self.input if self.cached_input is None else self.cached_input
+        dollars = (
+            (usage.prompt_tokens - cached) * self.input + cached * cached_price + usage.completion_tokens * self.output
+        )
+        return dollars / 1_000_000
+
+
+class PriceTable(BaseModel):
+    """Prices per model name. A dated name (`gpt-4o-mini-2024-07-18`) falls back to the longest
+    listed prefix followed by `-` (`gpt-4o-mini`)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    prices: dict[str, ModelPrice] = Field(default_factory=dict)
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> PriceTable:
+        path = Path(path)
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise InputError(path, None, f"cannot read price table: {exc}") from exc
+        if isinstance(data, dict) and set(data) == {"prices"}:
+            data = data["prices"]
+        return cls.from_mapping(data, source=path)
+
+    @classmethod
+    def from_mapping(cls, data: Any, source: str | Path | None = None) -> PriceTable:
+        try:
+            return cls.model_validate({"prices": data})
+        except ValidationError as exc:
+            first = exc.errors(include_url=False)[0]
+            where = ".".join(str(p) for p in first["loc"][1:]) or "prices"
+            raise InputError(source, None, f"invalid price table at {where}: {first['msg']}") from exc
+
+    def price_for(self, model: str) -> ModelPrice | None:
+        if model in self.prices:
+            return self.prices[model]
+        prefixes = [name for name in self.prices if model.startswith(name + "-")]
+        return self.prices[max(prefixes, key=len)] if prefixes else None
+
+    def cost(self, model: str, usage: Usage) -> float | None:
+        """USD for `usage` on `model`, or None when the model has no price."""
+        price = self.price_for(model)
+        return None if price is None else price.cost(usage)
+
+
+def format_cost(dollars: float | None) -> str:
+    return "unknown" if dollars is None else f"${dollars:.4f}"
+
+
+class LedgerRow(BaseModel):
+    model: str
+    calls: int
+    usage: Usage
+    cost_usd: float | None
+
+
+class UsageLedger:
+    """Sums usage per model over a run. Replayed completions count as calls but cost nothing
+    new; they are tallied separately (`replayed`)."""
+
+    def __init__(self) -> None:
+        self._usage: dict[str, Usage] = {}
+        self._calls: dict[str, int] = {}
+        self.replayed = 0
+
+    def add(self, model: str, usage: Usage) -> None:
+        self._usage[model] = self._usage.get(model, Usage()) + usage
+        self._calls[model] = self._calls.get(model, 0) + 1
+
+    def add_completion(self, completion: Completion, model: str | None = None) -> None:
+        """Count a completion under the requested model name (or the one the server reported)."""
+        if completion.from_recording:
+            self.replayed += 1
+            return
+        self.add(model or completion.model, completion.usage)
+
+    @property
+    def by_model(self) -> dict[str, Usage]:
+        return dict(self._usage)
+
+    def total(self) -> Usage:
+        return sum(self._usage.values(), Usage())
+
+    def rows(self, prices: PriceTable | None = None) -> list[LedgerRow]:
+        table = prices or PriceTable()
+        return [
+            LedgerRow(model=m, calls=self._calls[m], usage=u, cost_usd=table.cost(m, u))
+            for m, u in sorted(self._usage.items())
+        ]
+
+    def total_cost(self, prices: PriceTable | None = None) -> float | None:
+        """Sum over models; None as soon as one model has no price (never a silent zero)."""
+        costs = [row.cost_usd for row in self.rows(prices)]
+        if any(c is None for c in costs):
+            return None
+        return float(sum(c for c in costs if c is not None))

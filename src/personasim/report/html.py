@@ -1,0 +1,164 @@
+"""One self-contained HTML report for one run, two runs, or one run holding several module versions.
+
+The page needs no network: CSS is inline, charts are inline SVG, there is no script at all, and a
+Content-Security-Policy meta tag forbids loading anything but inline styles and data: images.
+Every string that comes from personas, modules or a model is escaped by jinja2's autoescape; the
+only markup inserted as-is is the SVG built (and escaped) in `svg.py`.
+
+With two or more module versions the first is the baseline (A) and each other is compared with it
+(B - A, see `compare.py`). The simulation-health verdict (health.py) heads the page; judge
+agreement (reliability.py) closes each module version's section. The template lives in
+`templates/report.html.j2` (package data), so jinja2 is imported here as well as in prompts.py.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from personasim.analysis.compare import CompareError, compare, fmt, fmt_ci, fmt_p
+from personasim.analysis.health import HEALTH_TABLE_COLUMNS, assess_health, health_table
+from personasim.analysis.reliability import judge_agreement
+from personasim.analysis.results import utc_now
+from personasim.fileio import atomic_write_text
+from personasim.report.data import (
+    RunData,
+    Slice,
+    delta_heatmap,
+    heatmap,
+    load_run,
+    misunderstandings,
+    rationales,
+    slices_of,
+    step_chart,
+    step_labels,
+)
+from personasim.report.svg import Interval, forest_plot, score_colors
+
+TEMPLATE = "report.html.j2"
+CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
+SETTINGS_SHOWN = ("base_url", "mode", "temperature", "seed", "max_tokens", "structured_output", "concurrency",
+                  "timeout_s")  # fmt: skip
+
+
+def _environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters.update(fmt=fmt, fmt_ci=fmt_ci, fmt_p=fmt_p)
+    return env
+
+
+# --------------------------------------------------------------------------- health and reliability
+
+
+def health_view(run: RunData) -> dict[str, Any]:
+    """The simulation-health verdict (health.py) over every transcript and grade of the run."""
+    report = assess_health(list(run.transcripts.values()), run.results)
+    headline, _, summary = report.verdict.partition(": ")  # "simulations look degenerate: <why>"
+    return {"headline": headline, "summary": summary, "healthy": report.healthy, "columns": HEALTH_TABLE_COLUMNS,
+            "checks": health_table(report)}  # fmt: skip
+
+
+def _alpha_class(alpha: float | None) -> str:
+    """Krippendorff's rule of thumb: >= 0.8 reliable, >= 0.667 tentative, below that not."""
+    if alpha is None:
+        return ""
+    return "ok" if alpha >= 0.8 else ("warn" if alpha >= 0.667 else "no")
+
+
+def reliability_view(sl: Slice) -> list[dict[str, Any]]:
+    """Agreement of the judge's repeats per criterion id, then overall (reliability.py)."""
+    if sl.frame.empty:
+        return []
+    table = judge_agreement(sl.frame, sl.run.path)
+    rows = table.astype(object).where(table.notna(), None).to_dict("records")
+    return [{**row, "alpha_class": _alpha_class(row["alpha"])} for row in rows]
+
+
+# --------------------------------------------------------------------------- views
+
+
+def _when(stamp: str) -> str:
+    """'2025-11-20T10:00:00+00:00' -> '2025-11-20 10:00:00 UTC'; anything else as it is."""
+    return stamp.replace("T", " ", 1).removesuffix("+00:00") + (" UTC" if stamp.endswith("+00:00") else "")
+
+
+def run_meta(run: RunData) -> dict[str, Any]:
+    m = run.manifest
+    frame = run.results
+    statuses = Counter(m.units.values())
+    return {
+        "run_id": m.run_id, "path": str(run.path), "model": m.model, "seed": m.seed,
+        "samples": m.samples, "judge_samples": m.judge_samples, "sequential": m.sequential,
+        "package_version": m.package_version, "started_at": _when(m.started_at), "finished_at": _when(m.finished_at),
+        "duration_s": m.duration_s, "regraded_at": m.regraded_at, "rows": m.rows,
+        "personas": m.personas, "modules": m.modules, "prompt_hashes": m.prompt_hashes,
+        "statuses": dict(sorted(statuses.items())), "unit_errors": m.unit_errors,
+        "usage": m.usage, "cost_usd": m.cost_usd,
+        "settings": {k: m.settings[k] for k in SETTINGS_SHOWN if k in m.settings},
+        "judge_models": sorted({str(v) for v in frame["model"].dropna().unique()}),
+        "distinct_prompt_hashes": int(frame["prompt_hash"].nunique()),
+        "health": health_view(run),
+    }  # fmt: skip
+
+
+def slice_view(sl: Slice) -> dict[str, Any]:
+    return {
+        "anchor": sl.anchor, "label": sl.label, "module_ref": sl.module_ref, "run_id": sl.run.manifest.run_id,
+        "units": len(sl.transcripts), "grades": len(sl.frame),
+        "heatmap": heatmap(sl),
+        "engagement": step_chart(sl, "engagement", "engagement (1-5)"),
+        "relevance": step_chart(sl, "relevance", "relevance (1-5)"),
+        "steps": step_labels(sl.transcripts),
+        "misunderstandings": misunderstandings(sl), "rationales": rationales(sl),
+        "transcripts": sl.transcripts,
+        "reliability": reliability_view(sl),
+    }  # fmt: skip
+
+
+def comparison_view(a: Slice, b: Slice, *, seed: int, n_boot: int) -> dict[str, Any]:
+    try:
+        result = compare(a.frame, b.frame, label_a=a.label, label_b=b.label, seed=seed, n_boot=n_boot)
+    except CompareError as exc:
+        return {"a": a.label, "b": b.label, "error": str(exc)}
+    worse = [c for c in result.by("criterion") if c.flag == "worse"]
+    return {
+        "a": a.label, "b": b.label, "error": "", "result": result,
+        "lenses": result.by("lens"), "personas": result.by("persona"), "worse_criteria": worse,
+        "criteria": result.by("criterion"), "delta": delta_heatmap(a, b),
+        "forest": forest_plot([Interval("all criteria" if c.level == "overall" else c.key, c.delta, c.ci_low,
+                                        c.ci_high, c.flag) for c in [result.overall, *result.by("lens")]]),
+    }  # fmt: skip
+
+
+def score_scale() -> list[dict[str, str]]:
+    """The heatmap's colour key, score 1 to 5."""
+    return [dict(zip(("bg", "fg"), score_colors((s - 1) / 4), strict=True), text=str(s)) for s in range(1, 6)]
+
+
+def render_report(runs: Sequence[RunData], *, seed: int = 0, n_boot: int = 2000) -> str:
+    if not runs:
+        raise ValueError("render_report needs at least one run")
+    parts = slices_of(list(runs))
+    comparisons = [comparison_view(parts[0], b, seed=seed, n_boot=n_boot) for b in parts[1:]]
+    template = _environment().get_template(TEMPLATE)
+    return template.render(
+        csp=CSP, generated_at=utc_now(), runs=[run_meta(r) for r in runs], slices=[slice_view(s) for s in parts],
+        comparisons=comparisons, title=" vs ".join(s.label for s in parts), scale=score_scale(),
+    )  # fmt: skip
+
+
+def write_report(run_dirs: Sequence[str | Path], out_path: str | Path, *, seed: int = 0, n_boot: int = 2000) -> Path:
+    """Read each run folder and write one self-contained HTML file to `out_path`."""
+    html = render_report([load_run(d) for d in run_dirs], seed=seed, n_boot=n_boot)
+    atomic_write_text(out_path, html)  # makes the parent folder too
+    return Path(out_path)

@@ -1,0 +1,378 @@
+"""Run a suite: every persona x module version x sample is one unit (simulate, then grade).
+
+Units run concurrently (the client's own limit bounds calls in flight), or one after another
+with `sequential=True`: a local llama.cpp server keeps one evaluated prefix, so each
+conversation and its grading run to the end before the next starts.
+
+Nothing finished is lost on Ctrl-C or a crash: a unit's transcript and grades are written before
+its record is appended to `units.jsonl`. `resume` skips units finished with the same config
+hash and redoes failed, changed and missing ones. The results table is always rebuilt from the
+per-unit grade files, in plan order, so a resumed run equals an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from personasim import __version__
+from personasim.analysis.health import assess_health, health_to_dict
+from personasim.analysis.results import (
+    GradeFile,
+    Manifest,
+    RunPaths,
+    load_unit,
+    read_manifest,
+    results_frame,
+    save_grades,
+    total_cost,
+    usage_totals,
+    utc_now,
+    write_manifest,
+    write_results,
+)
+from personasim.errors import InputError
+from personasim.grading.grade import gather_cancelling, grade_transcript
+from personasim.hashing import canonical_json, content_hash
+from personasim.inputs.criteria import Criterion, derive_criteria
+from personasim.inputs.module import LearningModule
+from personasim.inputs.persona import Persona
+from personasim.llm.costs import PriceTable
+from personasim.llm.settings import LLMSettings
+from personasim.llm.types import ChatClient, LLMError
+from personasim.prompts import Prompts
+from personasim.records.transcript import Transcript, load_transcript, save_transcript
+from personasim.run.simulate import (
+    History,
+    generation_summary,
+    module_fingerprint,
+    persona_fingerprint,
+    simulate_unit,
+    unit_id_for,
+)
+from personasim.run.state import (
+    UnitRecord,
+    append_unit_record,
+    check_run_id,
+    fork_run,
+    read_inputs,
+    read_unit_records,
+    run_defaults,
+    write_inputs,
+)
+
+__all__ = [
+    "RunConfig", "RunOutcome", "RunProgress", "Unit", "UnitRecord", "append_unit_record", "finalize", "fork_run",
+    "new_run_id", "plan_units", "read_unit_records", "regrade", "run", "run_defaults",
+]  # fmt: skip
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+logger = logging.getLogger("personasim.run.runner")
+
+
+class RunConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    run_id: str
+    out_dir: Path = Path("results")
+    samples: int = Field(default=1, ge=1)
+    judge_samples: int = Field(default=1, ge=1)
+    sequential: bool = False
+    history: History = "full"
+    resume: bool = False
+
+    @property
+    def run_dir(self) -> Path:
+        return self.out_dir / self.run_id
+
+
+@dataclass
+class Unit:
+    persona: Persona
+    module: LearningModule
+    sample: int
+    criteria: list[Criterion]
+    unit_id: str
+    config_hash: str
+
+
+@dataclass
+class RunOutcome:
+    run_dir: Path
+    frame: pd.DataFrame
+    manifest: Manifest
+    skipped: int = 0
+    records: list[UnitRecord] = field(default_factory=list)
+
+    @property
+    def failed(self) -> dict[str, str]:
+        return self.manifest.unit_errors
+
+
+class RunProgress:
+    """Progress hooks (the CLI draws a bar); the default does nothing."""
+
+    def planned(self, todo: int, skipped: int) -> None: ...
+
+    def unit_done(self, record: UnitRecord) -> None: ...
+
+
+def new_run_id() -> str:
+    return datetime.now(UTC).strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(2)
+
+
+# --------------------------------------------------------------------------- plan
+
+
+def config_hash(persona: Persona, module: LearningModule, sample: int, criteria: list[Criterion],
+                judge_samples: int, settings: LLMSettings, prompts: Prompts, history: History = "full") -> str:  # fmt: skip
+    """Everything that shapes a unit's transcript and grades; a change means the unit is redone."""
+    return content_hash(canonical_json({
+        "persona": persona_fingerprint(persona),
+        "module": module_fingerprint(module),
+        "sample": sample,
+        "criteria": [c.model_dump(mode="json") for c in criteria],
+        "judge_samples": judge_samples,
+        "history": history,
+        # Not base_url: the same model behind another address (a new port) answers the same.
+        "generation": {k: v for k, v in generation_summary(settings).items() if k != "base_url"},
+        "prompts": prompts.template_hashes(),
+    }))  # fmt: skip
+
+
+def plan_units(personas: list[Persona], modules: list[LearningModule], samples: int, judge_samples: int,
+               settings: LLMSettings, prompts: Prompts, history: History = "full") -> list[Unit]:  # fmt: skip
+    _check_unique([p.id for p in personas], "persona id")
+    _check_unique([m.ref for m in modules], "module version")
+    units = []
+    for persona in personas:
+        for module in modules:
+            criteria = derive_criteria(persona, module)
+            for sample in range(samples):
+                digest = config_hash(persona, module, sample, criteria, judge_samples, settings, prompts, history)
+                units.append(Unit(persona, module, sample, criteria, unit_id_for(persona, module, sample), digest))
+    return units
+
+
+def _check_unique(names: list[str], what: str) -> None:
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise InputError(None, None, f"duplicate {what}: {', '.join(dupes)}")
+
+
+# --------------------------------------------------------------------------- run
+
+
+UnitWork = Callable[["_Context", Unit], Awaitable[UnitRecord]]
+
+
+@dataclass
+class _Context:
+    client: ChatClient
+    settings: LLMSettings
+    prompts: Prompts
+    config: RunConfig
+    paths: RunPaths
+    progress: RunProgress
+    records_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    # What this process saved, per unit: finalize takes these instead of reading the files back.
+    saved: dict[str, tuple[Transcript, GradeFile]] = field(default_factory=dict)
+
+
+async def _off_loop(write: Callable[..., None], *args: object) -> None:
+    """Run a file write (it fsyncs: milliseconds each) in a thread, so the event loop keeps serving
+    other units' calls meanwhile. A cancelled caller still waits for the write to end, so no file
+    is written behind the back of whoever cancelled it (a crash, Ctrl-C)."""
+    done = asyncio.ensure_future(asyncio.to_thread(write, *args))
+    try:
+        await asyncio.shield(done)
+    except asyncio.CancelledError:
+        await asyncio.wait([done])
+        raise
+
+
+async def _append_record(ctx: _Context, record: UnitRecord) -> None:
+    async with ctx.records_lock:  # one writer at a time: every record is one whole line
+        await _off_loop(append_unit_record, ctx.paths.units, record)
+
+
+async def _do_unit(ctx: _Context, unit: Unit) -> UnitRecord:
+    try:
+        transcript = await simulate_unit(ctx.client, unit.persona, unit.module, unit.sample, ctx.settings,
+                                         ctx.prompts, run_id=ctx.config.run_id,
+                                         history=ctx.config.history)  # fmt: skip
+        await _off_loop(save_transcript, transcript, ctx.paths.transcript(unit.unit_id))
+        if transcript.status == "finished":
+            await _grade_unit(ctx, transcript, unit.persona, unit.module, unit.criteria)
+        status, error = transcript.status, transcript.error
+    except LLMError as exc:
+        status, error = "failed", f"{type(exc).__name__}: {exc}"
+    except Exception as exc:  # a bug in one unit must not take the finished ones down with it
+        logger.exception("unit %s crashed", unit.unit_id)
+        status, error = "failed", f"{type(exc).__name__}: {exc}"
+    record = UnitRecord(unit_id=unit.unit_id, status=status, config_hash=unit.config_hash, error=error, at=utc_now())
+    await _append_record(ctx, record)
+    ctx.progress.unit_done(record)
+    return record
+
+
+async def _grade_unit(ctx: _Context, transcript: Transcript, persona: Persona, module: LearningModule,
+                      criteria: list[Criterion]) -> None:  # fmt: skip
+    grades = await grade_transcript(
+        ctx.client, transcript, persona, module, criteria, ctx.config.judge_samples,
+        settings=ctx.settings, prompts=ctx.prompts, concurrent=not ctx.config.sequential,
+    )  # fmt: skip
+    grade_file = GradeFile(
+        unit_id=transcript.unit_id, prompt_hashes=ctx.prompts.template_hashes(),
+        judge=generation_summary(ctx.settings), judge_samples=ctx.config.judge_samples, grades=grades,
+    )  # fmt: skip
+    await _off_loop(save_grades, ctx.paths.grades(transcript.unit_id), grade_file)
+    ctx.saved[transcript.unit_id] = (transcript, grade_file)
+
+
+async def _run_all(ctx: _Context, units: list[Unit], work: UnitWork) -> list[UnitRecord]:
+    if ctx.config.sequential:
+        return [await work(ctx, u) for u in units]
+    return await gather_cancelling([work(ctx, u) for u in units])
+
+
+def _prepare(
+    config: RunConfig, personas: list[Persona], modules: list[LearningModule]
+) -> tuple[RunPaths, list[Persona], list[LearningModule]]:
+    paths = RunPaths(config.run_dir)
+    check_run_id(config.run_id)
+    if config.resume:
+        if not paths.units.is_file() and not paths.inputs.is_file():
+            raise InputError(
+                paths.root,
+                None,
+                "nothing to resume here (no units.jsonl: the run stopped before its first unit); start it again without --resume",
+            )
+        if not personas or not modules:
+            snap_personas, snap_modules = read_inputs(paths)
+            personas, modules = personas or snap_personas, modules or snap_modules
+    elif paths.units.is_file():
+        raise InputError(
+            paths.root, None, f"run {config.run_id} already exists; resume it with --resume {config.run_id}"
+        )
+    if not personas or not modules:
+        raise InputError(None, None, "a run needs at least one persona and one module")
+    return paths, personas, modules
+
+
+async def run(client: ChatClient, personas: list[Persona], modules: list[LearningModule], *, settings: LLMSettings,
+              prompts: Prompts, config: RunConfig, prices: PriceTable | None = None,
+              progress: RunProgress | None = None) -> RunOutcome:  # fmt: skip
+    """Simulate and grade every unit not already finished, then rebuild the results table."""
+    paths, personas, modules = _prepare(config, personas, modules)
+    units = plan_units(personas, modules, config.samples, config.judge_samples, settings, prompts, config.history)
+    done = read_unit_records(paths.units) if config.resume else {}
+    todo = [u for u in units if not _finished(paths, done.get(u.unit_id), u)]
+    ctx = _Context(client, settings, prompts, config, paths, progress or RunProgress())
+    ctx.progress.planned(len(todo), len(units) - len(todo))
+    paths.root.mkdir(parents=True, exist_ok=True)
+    write_inputs(paths, personas, modules, config.model_dump(mode="json"), settings)
+    started, clock = utc_now(), time.perf_counter()
+    records = await _run_all(ctx, todo, _do_unit)
+    outcome = finalize(paths, units, settings, prompts, config, prices, started, time.perf_counter() - clock,
+                       saved=ctx.saved)  # fmt: skip
+    outcome.skipped, outcome.records = len(units) - len(todo), records
+    return outcome
+
+
+def _finished(paths: RunPaths, record: UnitRecord | None, unit: Unit) -> bool:
+    return (
+        record is not None
+        and record.status == "finished"
+        and record.config_hash == unit.config_hash
+        and paths.transcript(unit.unit_id).is_file()
+        and paths.grades(unit.unit_id).is_file()
+    )
+
+
+def finalize(paths: RunPaths, units: list[Unit], settings: LLMSettings, prompts: Prompts, config: RunConfig,
+             prices: PriceTable | None, started: str, duration_s: float,
+             regraded_at: str | None = None,
+             saved: Mapping[str, tuple[Transcript, GradeFile]] | None = None) -> RunOutcome:  # fmt: skip
+    """Rebuild the results table and manifest from the per-unit files, in plan order (`saved`:
+    what this process wrote to those files, so it is not read back)."""
+    records = read_unit_records(paths.units)
+    loaded, statuses, errors = [], {}, {}
+    for unit in units:
+        record = records.get(unit.unit_id)
+        if _finished(paths, record, unit):
+            loaded.append((saved or {}).get(unit.unit_id) or load_unit(paths.root, unit.unit_id))
+            statuses[unit.unit_id] = "finished"
+        else:
+            statuses[unit.unit_id] = record.status if record else "not run"
+            if record and record.error:
+                errors[unit.unit_id] = record.error
+    frame = results_frame(loaded, prices)
+    write_results(paths.root, frame)
+    totals = usage_totals(loaded)
+    manifest = Manifest(
+        run_id=config.run_id, package_version=__version__, model=settings.model, seed=settings.seed,
+        settings=settings.model_dump(mode="json"), samples=config.samples, judge_samples=config.judge_samples,
+        sequential=config.sequential, history=config.history,
+        personas={u.persona.id: persona_fingerprint(u.persona) for u in units},
+        modules={u.module.ref: module_fingerprint(u.module) for u in units},
+        prompt_hashes=prompts.template_hashes(), started_at=started, finished_at=utc_now(),
+        duration_s=round(duration_s, 3), units=statuses, unit_errors=errors,
+        usage={k: v.model_dump() for k, v in totals.items()},
+        cost_usd=total_cost(settings.model, totals, prices), rows=len(frame), regraded_at=regraded_at,
+        health=health_to_dict(assess_health([transcript for transcript, _ in loaded], frame)),
+    )  # fmt: skip
+    write_manifest(paths.root, manifest)
+    return RunOutcome(paths.root, frame, manifest)
+
+
+# --------------------------------------------------------------------------- regrade
+
+
+async def regrade(run_dir: str | Path, client: ChatClient, *, settings: LLMSettings, prompts: Prompts,
+                  judge_samples: int | None = None, sequential: bool | None = None,
+                  prices: PriceTable | None = None, progress: RunProgress | None = None) -> RunOutcome:  # fmt: skip
+    """Grade the run's saved transcripts again (current criteria, judge and templates); no simulation."""
+    paths = RunPaths(run_dir)
+    personas, modules = read_inputs(paths)
+    run_params, _ = run_defaults(paths.root)
+    started = read_manifest(paths.root).started_at if paths.manifest.is_file() else utc_now()
+    config = RunConfig(
+        run_id=paths.root.name, out_dir=paths.root.parent, samples=run_params.get("samples", 1),
+        judge_samples=judge_samples or run_params.get("judge_samples", 1),
+        sequential=run_params.get("sequential", False) if sequential is None else sequential,
+        history=run_params.get("history", "full"),
+    )  # fmt: skip
+    units = plan_units(personas, modules, config.samples, config.judge_samples, settings, prompts, config.history)
+    records = read_unit_records(paths.units)
+    todo = [u for u in units if records.get(u.unit_id) and records[u.unit_id].status == "finished"]
+    ctx = _Context(client, settings, prompts, config, paths, progress or RunProgress())
+    ctx.progress.planned(len(todo), len(units) - len(todo))
+    clock = time.perf_counter()
+    await _run_all(ctx, todo, _regrade_unit)
+    return finalize(paths, units, settings, prompts, config, prices, started, time.perf_counter() - clock,
+                    regraded_at=utc_now(), saved=ctx.saved)  # fmt: skip
+
+
+async def _regrade_unit(ctx: _Context, unit: Unit) -> UnitRecord:
+    try:
+        transcript = load_transcript(ctx.paths.transcript(unit.unit_id))
+        await _grade_unit(ctx, transcript, unit.persona, unit.module, unit.criteria)
+        status, error = "finished", None
+    except LLMError as exc:
+        status, error = "failed", f"{type(exc).__name__}: {exc}"
+    record = UnitRecord(unit_id=unit.unit_id, status=status, config_hash=unit.config_hash, error=error, at=utc_now())
+    await _append_record(ctx, record)
+    ctx.progress.unit_done(record)
+    return record

@@ -1,0 +1,159 @@
+"""The state a run folder keeps besides results: `units.jsonl` (one record per finished or
+failed unit, appended as each ends) and `inputs.json` (the personas, modules, run parameters and
+LLM settings as run, so a resume or a re-grade needs no repeating).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from personasim.analysis.results import RunPaths
+from personasim.errors import InputError
+from personasim.fileio import atomic_write_text, current_umask
+from personasim.inputs.module import LearningModule
+from personasim.inputs.persona import Persona
+from personasim.llm.settings import LLMSettings
+from personasim.records.transcript import load_transcript, save_transcript
+
+logger = logging.getLogger("personasim.run.state")
+INPUTS_VERSION = 1
+RUN_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+RUN_PARAMS = ("samples", "judge_samples", "sequential")
+
+
+class UnitRecord(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    unit_id: str
+    status: Literal["finished", "failed"]
+    config_hash: str
+    error: str | None = None
+    at: str = ""
+
+
+# --------------------------------------------------------------------------- units.jsonl
+
+
+def read_unit_records(path: str | Path) -> dict[str, UnitRecord]:
+    """Latest record per unit. A torn last line (a crash mid-write) is ignored."""
+    path = Path(path)
+    if not path.is_file():
+        return {}
+    records: dict[str, UnitRecord] = {}
+    lines = path.read_text(encoding="utf-8", errors="replace").split("\n")
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            record = UnitRecord.model_validate_json(line)
+        except ValidationError:
+            logger.warning("%s:%d: unreadable unit record ignored (its unit will be redone)", path, number)
+            continue
+        records[record.unit_id] = record
+    return records
+
+
+def append_unit_record(path: str | Path, record: UnitRecord) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    prefix = b""
+    if path.is_file() and path.stat().st_size:
+        with path.open("rb") as handle:
+            handle.seek(-1, os.SEEK_END)
+            if handle.read(1) != b"\n":
+                prefix = b"\n"  # a torn last line must not swallow this record
+    with path.open("ab") as handle:
+        handle.write(prefix + record.model_dump_json().encode("utf-8") + b"\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+# --------------------------------------------------------------------------- inputs snapshot
+
+
+def write_inputs(paths: RunPaths, personas: list[Persona], modules: list[LearningModule], run_params: dict[str, Any],
+                 settings: LLMSettings) -> None:  # fmt: skip
+    """What a resume or a re-grade needs to repeat this run without being told again."""
+    data = {
+        "version": INPUTS_VERSION,
+        "run": {k: run_params[k] for k in RUN_PARAMS},
+        "settings": settings.model_dump(mode="json"),
+        "personas": [p.model_dump(mode="json") for p in personas],
+        "modules": [m.model_dump(mode="json") for m in modules],
+    }
+    atomic_write_text(paths.inputs, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+
+
+def _read_inputs_file(paths: RunPaths) -> dict[str, Any]:
+    try:
+        data = json.loads(paths.inputs.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise InputError(paths.inputs, None, "no inputs snapshot: not a run folder") from exc
+    except ValueError as exc:
+        raise InputError(paths.inputs, None, f"unreadable inputs snapshot: {exc}") from exc
+    if not isinstance(data, dict) or data.get("version") != INPUTS_VERSION:
+        raise InputError(paths.inputs, None, "not an inputs snapshot this personasim reads")
+    return data
+
+
+def read_inputs(paths: RunPaths) -> tuple[list[Persona], list[LearningModule]]:
+    data = _read_inputs_file(paths)
+    try:
+        return (
+            [Persona.model_validate(p) for p in data["personas"]],
+            [LearningModule.model_validate(m) for m in data["modules"]],
+        )
+    except (KeyError, ValidationError) as exc:
+        raise InputError(paths.inputs, None, f"unreadable inputs snapshot: {exc}") from exc
+
+
+def run_defaults(run_dir: str | Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The run's parameters (samples, judge_samples, sequential) and LLM settings, as run."""
+    data = _read_inputs_file(RunPaths(run_dir))
+    return dict(data.get("run", {})), dict(data.get("settings", {}))
+
+
+# --------------------------------------------------------------------------- forks
+
+
+def check_run_id(run_id: str) -> None:
+    if not RUN_ID_RE.match(run_id):
+        raise InputError(None, None, f"run id {run_id!r}: use letters, digits, '.', '_' and '-'")
+
+
+def fork_run(source_dir: str | Path, run_id: str) -> Path:
+    """A new run folder beside `source_dir` holding its inputs (plus `forked_from`), unit log and
+    transcripts (under the new run id), but no grades, table or manifest: re-grading the fork
+    grades the same transcripts again and leaves the source run as it was (for comparing judges
+    or criteria). Staged under a hidden name and renamed into place: whole or absent."""
+    check_run_id(run_id)
+    source = RunPaths(source_dir)
+    if not source.inputs.is_file() or not source.units.is_file():
+        raise InputError(source.root, None, "not a run folder with saved transcripts (no inputs.json or units.jsonl)")
+    target = source.root.parent / run_id
+    if target.exists():
+        raise InputError(target, None, "already exists: choose another run id for the re-graded copy")
+    staging = Path(tempfile.mkdtemp(prefix=f".{run_id}.", dir=source.root.parent))
+    try:
+        inputs = _read_inputs_file(source) | {"forked_from": source.root.name}
+        atomic_write_text(staging / source.inputs.name, json.dumps(inputs, indent=2, ensure_ascii=False) + "\n")
+        shutil.copy2(source.units, staging / source.units.name)
+        for path in sorted((source.root / "transcripts").glob("*.json")):
+            # The copy's rows carry its own run id; inputs.json says where the transcripts came from.
+            transcript = load_transcript(path).model_copy(update={"run_id": run_id})
+            save_transcript(transcript, staging / "transcripts" / path.name)
+        os.chmod(staging, 0o777 & ~current_umask())  # mkdtemp makes 0700
+        os.rename(staging, target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return target

@@ -1,0 +1,294 @@
+"""Eval suites (`evals/*.yaml`): which personas and module versions to run, how, and what must hold.
+
+A suite names its inputs, the LLM settings and recordings folder that reproduce it, and thresholds
+that turn a results table into a pass/fail verdict for CI. Paths are relative to the suite file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import glob
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import pandas as pd
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from personasim import __version__
+from personasim.errors import InputError
+from personasim.fileio import atomic_write_text
+from personasim.inputs.module import LearningModule
+from personasim.inputs.module_loader import load_modules
+from personasim.inputs.persona import Persona
+from personasim.inputs.persona_parser import load_personas, select_persona
+from personasim.llm.backend import open_backend, parse_backend
+from personasim.llm.local import get_model
+from personasim.llm.openai_client import build_client
+from personasim.llm.settings import LLMSettings
+from personasim.llm.types import ChatClient
+from personasim.prompts import Prompts
+from personasim.run.runner import RunConfig, RunOutcome, RunProgress, run
+
+
+class Thresholds(BaseModel):
+    """Each is checked per module version; scores are normalised to 0..1 (1-5 maps to 0, .25 .. 1)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    min_lens_mean: float | None = Field(default=None, ge=0, le=1, description="every lens's mean score")
+    min_lens_means: dict[str, float] = Field(default_factory=dict, description="per-lens minimum, by lens name")
+    min_persona_mean: float | None = Field(default=None, ge=0, le=1, description="every persona's mean score")
+    max_unaddressed_misunderstandings: int | None = Field(
+        default=None, ge=0, description="misunderstanding criteria that fail their pass threshold"
+    )
+    min_verified_evidence_rate: float | None = Field(default=None, ge=0, le=1)
+    max_failed_units: int = Field(default=0, ge=0)
+
+
+class Suite(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    description: str = ""
+    personas: list[str] = Field(min_length=1, description="files, folders or globs")
+    persona_ids: list[str] = Field(
+        default_factory=list, description="only these personas (ids or numbers) of those files; empty: all"
+    )
+    modules: list[str] = Field(min_length=1, description="module version files or folders")
+    samples: int = Field(default=1, ge=1)
+    judge_samples: int = Field(default=1, ge=1)
+    backend: str = Field(default="openai", description="'openai' (any compatible endpoint) or 'local[:MODEL]'")
+    llm: dict[str, Any] = Field(default_factory=dict, description="LLMSettings fields")
+    recordings: str | None = None
+    mode: Literal["live", "record", "replay", "auto"] = "replay"
+    history: Literal["full", "recap"] = "full"
+    n_ctx: int | None = Field(
+        default=None, ge=512, description="context size for a local server (default: the model's)"
+    )
+    thresholds: Thresholds = Field(default_factory=Thresholds)
+    recorded_with: dict[str, Any] = Field(
+        default_factory=dict, description="provenance of the recordings: model file sha256, settings, prompt hashes"
+    )
+    path: Path | None = None
+
+    @property
+    def root(self) -> Path:
+        return self.path.parent if self.path else Path.cwd()
+
+    def persona_paths(self) -> list[Path]:
+        return _expand(self.root, self.personas, self.path)
+
+    def module_paths(self) -> list[Path]:
+        return _expand(self.root, self.modules, self.path)
+
+    def recordings_dir(self) -> Path | None:
+        return (self.root / self.recordings) if self.recordings else None
+
+    def settings(self, backend: str | None = None, **overrides: Any) -> LLMSettings:
+        """The suite's LLM settings, its recordings folder and mode, then non-None overrides (CLI flags).
+        A local backend names the model itself."""
+        base = {"mode": self.mode, **self.llm}
+        if self.recordings:
+            base["recordings_dir"] = str(self.recordings_dir())
+        kind, local_name = parse_backend(backend or self.backend)
+        if kind == "local" and "model" not in base:
+            base["model"] = get_model(local_name).name
+        given = {k: v for k, v in overrides.items() if v is not None}
+        return LLMSettings.from_mapping({**base, **given}, source=self.path)
+
+    def load_personas(self, only: list[str] | None = None) -> list[Persona]:
+        """The suite's personas: those named by `only` (the CLI's --persona), else by `persona_ids`,
+        else every persona in its files."""
+        personas = load_personas(self.persona_paths())
+        subset = only or self.persona_ids
+        if not subset:
+            return personas
+        where = ", ".join(self.personas)
+        wanted = {select_persona(personas, ref, where).id for ref in subset}
+        return [p for p in personas if p.id in wanted]
+
+    def load_modules(self) -> list[LearningModule]:
+        return load_modules(self.module_paths())
+
+
+def load_suite(path: str | Path) -> Suite:
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise InputError(path, None, f"cannot read suite: {exc.strerror}") from exc
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        raise InputError(path, mark.line + 1 if mark else None, f"invalid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise InputError(path, 1, "a suite is a YAML mapping with at least name, personas and modules")
+    try:
+        return Suite.model_validate({**data, "path": path})
+    except ValidationError as exc:
+        err = exc.errors(include_url=False)[0]
+        field = ".".join(str(p) for p in err["loc"])
+        raise InputError(path, _line_of(path, str(err["loc"][0])), f"{field}: {err['msg']}") from exc
+
+
+def _line_of(path: Path, key: str) -> int | None:
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if line.startswith(f"{key}:"):
+            return number
+    return None
+
+
+def _expand(root: Path, patterns: list[str], suite_path: Path | None) -> list[Path]:
+    paths: list[Path] = []
+    for pattern in patterns:
+        matches = sorted(glob.glob(str(root / pattern)))
+        if not matches:
+            raise InputError(suite_path, None, f"{pattern!r} matches no file (paths are relative to the suite)")
+        paths.extend(Path(m) for m in matches)
+    return paths
+
+
+def check_thresholds(df: pd.DataFrame, thresholds: Thresholds, failed_units: int = 0) -> list[str]:
+    """Every threshold the results miss, as one readable line each (empty list: the suite passes)."""
+    misses: list[str] = []
+    if failed_units > thresholds.max_failed_units:
+        misses.append(f"max_failed_units: {failed_units} units failed (allowed {thresholds.max_failed_units})")
+    for version, rows in df.groupby("module_version", sort=True):
+        misses.extend(f"[{version}] {miss}" for miss in _misses_for_version(rows, thresholds))
+    return misses
+
+
+def _misses_for_version(rows: pd.DataFrame, t: Thresholds) -> list[str]:
+    misses: list[str] = []
+    lens_means = rows.groupby("lens")["score_norm"].mean()
+    for lens, mean in lens_means.items():
+        floor = t.min_lens_means.get(str(lens), t.min_lens_mean)
+        if floor is not None and mean < floor:
+            misses.append(f"min_lens_mean: lens {lens!r} mean {mean:.2f} < {floor:.2f}")
+    for lens in t.min_lens_means:
+        if lens not in lens_means.index:
+            misses.append(f"min_lens_means: lens {lens!r} has no scores")
+    if t.min_persona_mean is not None:
+        for persona, mean in rows.groupby("persona_id")["score_norm"].mean().items():
+            if mean < t.min_persona_mean:
+                misses.append(f"min_persona_mean: {persona} mean {mean:.2f} < {t.min_persona_mean:.2f}")
+    if t.max_unaddressed_misunderstandings is not None:
+        unaddressed = int((~rows.loc[rows["lens"] == "misunderstandings", "passed"].astype(bool)).sum())
+        if unaddressed > t.max_unaddressed_misunderstandings:
+            misses.append(f"max_unaddressed_misunderstandings: {unaddressed} > {t.max_unaddressed_misunderstandings}")
+    if t.min_verified_evidence_rate is not None:
+        verified = rows["evidence_verified"].dropna().astype(bool)
+        rate = float(verified.mean()) if len(verified) else 0.0
+        if rate < t.min_verified_evidence_rate:
+            misses.append(f"min_verified_evidence_rate: {rate:.2f} < {t.min_verified_evidence_rate:.2f}")
+    return misses
+
+
+@dataclass
+class SuiteRun:
+    """A suite's run plan, resolved: settings (after the backend), inputs and run parameters."""
+
+    suite: Suite
+    settings: LLMSettings
+    personas: list[Persona]
+    modules: list[LearningModule]
+    backend: str
+    backend_info: dict[str, Any]
+    sequential: bool
+
+
+@contextmanager
+def open_suite_run(suite: Suite, *, backend: str | None = None, only_personas: list[str] | None = None,
+                   **overrides: Any) -> Iterator[SuiteRun]:  # fmt: skip
+    """Resolve the suite's inputs and start its backend (a local server, if asked) for the run."""
+    backend = backend or suite.backend
+    personas, modules = suite.load_personas(only_personas), suite.load_modules()
+    with open_backend(backend, suite.settings(backend, **overrides), n_ctx=suite.n_ctx) as opened:
+        yield SuiteRun(suite, opened.settings, personas, modules, backend, opened.description, opened.sequential)
+
+
+async def run_suite(plan: SuiteRun, client: ChatClient, *, out_dir: Path, run_id: str, resume: bool = False,
+                    progress: RunProgress | None = None, prompts: Prompts | None = None) -> RunOutcome:  # fmt: skip
+    config = RunConfig(
+        run_id=run_id, out_dir=out_dir, resume=resume, samples=plan.suite.samples,
+        judge_samples=plan.suite.judge_samples, sequential=plan.sequential, history=plan.suite.history,
+    )  # fmt: skip
+    return await run(client, plan.personas, plan.modules, settings=plan.settings, prompts=prompts or Prompts(),
+                     config=config, progress=progress)  # fmt: skip
+
+
+def evaluate_suite(path: str | Path, out_dir: Path, run_id: str, **overrides: Any) -> tuple[RunOutcome, list[str]]:
+    """Run a suite (replay by default) and check its thresholds: (outcome, the thresholds missed)."""
+    suite = load_suite(path)
+
+    async def main(plan: SuiteRun) -> RunOutcome:
+        client = build_client(plan.settings)
+        try:
+            return await run_suite(plan, client, out_dir=out_dir, run_id=run_id)
+        finally:
+            await client.aclose()
+
+    with open_suite_run(suite, **overrides) as plan:
+        check_recordings_current(plan, Prompts())
+        outcome = asyncio.run(main(plan))
+    return outcome, check_thresholds(outcome.frame, suite.thresholds, failed_units=len(outcome.failed))
+
+
+RECORDED_WITH = "recorded_with.json"
+_MACHINE_SPECIFIC = ("model_path", "startup_s", "base_url")  # not what produced the answers
+
+
+def write_recorded_with(plan: SuiteRun, prompts: Prompts) -> Path | None:
+    """After a recording run, note next to the recordings what produced them (model file, settings,
+    prompt template hashes), so a replay can tell stale recordings from missing ones."""
+    directory = plan.settings.recordings_dir
+    if directory is None:
+        return None
+    record = {
+        "suite": plan.suite.name,
+        "backend": {k: v for k, v in plan.backend_info.items() if k not in _MACHINE_SPECIFIC},
+        "settings": plan.settings.model_dump(mode="json", exclude={"base_url", "recordings_dir", "price_table"}),
+        "history": plan.suite.history,
+        "prompt_hashes": prompts.template_hashes(),
+        "package_version": __version__,
+        "recorded_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    path = Path(directory) / RECORDED_WITH
+    atomic_write_text(path, json.dumps(record, indent=2, sort_keys=True) + "\n")
+    return path
+
+
+_KEY_SETTINGS = ("model", "temperature", "seed", "max_tokens", "structured_output")  # they change replay keys
+
+
+def check_recordings_current(plan: SuiteRun, prompts: Prompts) -> None:
+    """In replay mode, fail before any call when a prompt template or a setting that is part of the
+    replay key changed since the recordings were made: every request would miss."""
+    directory = plan.settings.recordings_dir
+    if plan.settings.mode != "replay" or directory is None or not (Path(directory) / RECORDED_WITH).is_file():
+        return
+    recorded = json.loads((Path(directory) / RECORDED_WITH).read_text(encoding="utf-8"))
+    was, now = recorded.get("prompt_hashes", {}), prompts.template_hashes()
+    changed = sorted(name for name in set(was) | set(now) if was.get(name) != now.get(name))
+    settings = plan.settings.model_dump(mode="json")
+    changed += [
+        f"{key} {recorded['settings'][key]!r} -> {settings[key]!r}"
+        for key in _KEY_SETTINGS
+        if key in recorded.get("settings", {}) and recorded["settings"][key] != settings[key]
+    ]
+    if recorded.get("history", plan.suite.history) != plan.suite.history:
+        changed.append(f"history {recorded['history']!r} -> {plan.suite.history!r}")
+    if changed:
+        suite_path = plan.suite.path or "SUITE"
+        raise InputError(
+            Path(directory) / RECORDED_WITH, None,
+            f"the recordings are stale: {', '.join(changed)} changed since they were recorded, so every "
+            f"replay key differs. Re-record them with: personasim run --suite {suite_path} --mode record "
+            f"(then `personasim recordings prune {directory} --used results/<run>/used_keys.txt --delete` "
+            "removes the old ones)",
+        )  # fmt: skip
