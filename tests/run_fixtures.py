@@ -26,11 +26,11 @@ from personasim.records.transcript import (
     EndReflection,
     ReflectionTurn,
     StepReaction,
-    TokenUsage,
     Transcript,
     Turn,
     save_transcript,
 )
+from personasim.records.usage import Usage
 
 PERSONAS = [
     ("p17-assistant-director-of-finance", "Assistant Director of Finance"),
@@ -139,7 +139,7 @@ def make_transcript(run_id: str, persona: tuple[str, str], version: str, sample:
     for i, step in enumerate(STEPS, start=1):
         level = base + (0.4 * i / len(STEPS) if version == "v2" else -0.5 * i / len(STEPS))
         reaction = _reaction(rng, pid, step, level, inject if i == 2 else None, degenerate)
-        usage = TokenUsage(prompt_tokens=1800 + 300 * i, completion_tokens=260, cached_tokens=1500 if i > 1 else 0)
+        usage = Usage(prompt_tokens=1800 + 300 * i, completion_tokens=260, cached_tokens=1500 if i > 1 else 0)
         turns.append(Turn(step_id=step, step_index=i, reaction=reaction, user_prompt=f"Step {i}: {step} ...",
                           raw_text=reaction.model_dump_json(), usage=usage, model="gpt-4o-mini"))  # fmt: skip
     abandoned = next((t.step_id for t in turns if not t.reaction.would_continue), None)
@@ -180,7 +180,7 @@ def make_grades(t: Transcript, *, rng: random.Random, shift: float, inject: str 
             evidence_verified=all(q.verified for q in quotes) if judged else None,
             judge_samples=2 if judged else 0, score_sd=statistics.stdev([s.score for s in samples]) if judged else None,
             score_min=float(second) if judged else None, score_max=float(samples[0].score) if judged else None,
-            usage=TokenUsage(prompt_tokens=2400, completion_tokens=120, cached_tokens=2000), model="gpt-4o-mini",
+            usage=Usage(prompt_tokens=2400, completion_tokens=120, cached_tokens=2000), model="gpt-4o-mini",
         ))  # fmt: skip
     return GradeFile(unit_id=t.unit_id, grades=grades, judge_samples=2)
 

@@ -9,7 +9,8 @@ from typer.testing import CliRunner
 
 from personasim.cli import app
 from personasim.llm.replay import RecordedResponse, Recording, request_fields, request_key, save_recording
-from personasim.llm.types import ChatOptions, Usage
+from personasim.llm.types import ChatOptions
+from personasim.records.usage import Usage
 
 runner = CliRunner()
 

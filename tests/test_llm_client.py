@@ -1,4 +1,4 @@
-"""OpenAIChatClient against the loopback fake server with the real openai SDK; settings; costs."""
+"""The OpenAI-compatible client stack (CallWrapper over OpenAITransport) against the loopback fake server with the real openai SDK; settings; costs."""
 
 from __future__ import annotations
 
@@ -9,15 +9,18 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel, Field
 
+from clients import openai_client
 from doubles.openai_server import FakeOpenAIServer, Reply
 from personasim.cli.llm_options import llm_settings
 from personasim.errors import InputError
-from personasim.llm.costs import PriceTable, UsageLedger, format_cost
-from personasim.llm.openai_client import OpenAIChatClient, RetryPolicy, build_client
+from personasim.llm.call_wrapper import CallWrapper, RetryPolicy
+from personasim.llm.clients import build_client
+from personasim.llm.costs import PriceTable, format_cost
 from personasim.llm.replay import RecordingClient
 from personasim.llm.settings import LLMSettings
 from personasim.llm.structured import needs_instructions
-from personasim.llm.types import ChatOptions, LLMError, Usage
+from personasim.llm.types import ChatOptions, LLMError
+from personasim.records.usage import Usage
 
 FAST = RetryPolicy(max_attempts=3, initial_wait_s=0.001, max_wait_s=0.01, total_timeout_s=10)
 MSGS = [{"role": "system", "content": "You are a learner."}, {"role": "user", "content": "Read step 1."}]
@@ -28,9 +31,9 @@ class Score(BaseModel):
     score: int = Field(ge=1, le=5)
 
 
-def client_for(server: FakeOpenAIServer, **kw) -> OpenAIChatClient:
+def client_for(server: FakeOpenAIServer, **kw) -> CallWrapper:
     kw.setdefault("retry", FAST)
-    return OpenAIChatClient(api_key="sk-test-key", base_url=server.base_url, **kw)
+    return openai_client(api_key="sk-test-key", base_url=server.base_url, **kw)
 
 
 async def test_plain_completion_fields(openai_server: FakeOpenAIServer) -> None:
@@ -129,7 +132,7 @@ async def test_keyless_local_server_gets_placeholder(openai_server: FakeOpenAISe
     monkeypatch.delenv("NO_SUCH_KEY_ENV", raising=False)
     settings = LLMSettings(base_url=openai_server.base_url, model="m", api_key_env="NO_SUCH_KEY_ENV")
     client = build_client(settings)
-    assert isinstance(client, OpenAIChatClient)
+    assert isinstance(client, CallWrapper)
     async with aclosing(client):
         assert (await client.complete(MSGS, settings.chat_options())).text == "ok"
     assert openai_server.chat_requests[0].headers["authorization"].startswith("Bearer sk-no-key")
@@ -146,7 +149,7 @@ def test_build_client_composes_per_mode(tmp_path: Path, monkeypatch) -> None:
     replay = build_client(LLMSettings(model="m", mode="replay", recordings_dir=tmp_path))
     assert isinstance(replay, RecordingClient) and replay.inner is None  # no key, no network client
     auto = build_client(LLMSettings(model="m", mode="auto", recordings_dir=tmp_path, base_url="http://127.0.0.1:9/v1"))
-    assert isinstance(auto, RecordingClient) and isinstance(auto.inner, OpenAIChatClient)
+    assert isinstance(auto, RecordingClient) and isinstance(auto.inner, CallWrapper)
     asyncio.run(auto.aclose())
 
 
@@ -220,18 +223,6 @@ def test_cost_known_prefix_cached_and_unknown(tmp_path: Path) -> None:
     assert table.cost("local", usage) == 0.0
     assert table.cost("mystery-model", usage) is None
     assert format_cost(table.cost("mystery-model", usage)) == "unknown"
-
-
-def test_ledger_sums_by_model_and_never_hides_unknown_cost() -> None:
-    ledger = UsageLedger()
-    ledger.add("a", Usage(prompt_tokens=1_000_000))
-    ledger.add("a", Usage(prompt_tokens=1_000_000))
-    table = PriceTable.from_mapping({"a": {"input": 1.0, "output": 2.0}})
-    assert ledger.by_model["a"].prompt_tokens == 2_000_000 and ledger.total_cost(table) == pytest.approx(2.0)
-    ledger.add("b", Usage(completion_tokens=10))
-    rows = {row.model: row for row in ledger.rows(table)}
-    assert rows["a"].calls == 2 and rows["b"].cost_usd is None
-    assert ledger.total_cost(table) is None and ledger.total().total_tokens == 2_000_010
 
 
 def test_bad_price_table_is_an_input_error() -> None:

@@ -9,18 +9,20 @@ from email.utils import format_datetime
 
 import pytest
 
+from clients import openai_client
 from doubles.openai_server import FakeOpenAIServer, Reply
-from personasim.llm.openai_client import OpenAIChatClient, RetryPolicy, parse_retry_after, redact
+from personasim.llm.call_wrapper import CallWrapper, RetryPolicy
+from personasim.llm.openai_transport import parse_retry_after, redact
 from personasim.llm.types import ChatOptions, QuotaExceeded, RequestRejected, RetriesExhausted
 
 MSGS = [{"role": "user", "content": "hello"}]
 KEY = "sk-test-retrykey-0123456789"
 
 
-def client_for(server: FakeOpenAIServer, max_attempts: int = 3, **kw) -> OpenAIChatClient:
+def client_for(server: FakeOpenAIServer, max_attempts: int = 3, **kw) -> CallWrapper:
     policy = RetryPolicy(max_attempts=max_attempts, initial_wait_s=0.001, max_wait_s=kw.pop("max_wait_s", 0.02),
                          total_timeout_s=kw.pop("total_timeout_s", 10.0))  # fmt: skip
-    return OpenAIChatClient(api_key=KEY, base_url=server.base_url, retry=policy, **kw)
+    return openai_client(api_key=KEY, base_url=server.base_url, retry=policy, **kw)
 
 
 @pytest.mark.parametrize(
@@ -132,10 +134,10 @@ async def test_other_4xx_fail_at_once_with_a_hint(openai_server: FakeOpenAIServe
 
 async def test_retries_logged_at_warning_without_secrets(openai_server: FakeOpenAIServer, caplog) -> None:
     openai_server.enqueue(Reply.rate_limited(), Reply.server_error(502), Reply.ok("fine"))
-    caplog.set_level(logging.WARNING, logger="personasim.llm.openai_client")
+    caplog.set_level(logging.WARNING, logger="personasim.llm.call_wrapper")
     async with client_for(openai_server) as client:
         await client.complete(MSGS, ChatOptions(model="m"))
-    warnings = [r for r in caplog.records if r.levelno == logging.WARNING and r.name == "personasim.llm.openai_client"]
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING and r.name == "personasim.llm.call_wrapper"]
     assert len(warnings) == 2
     assert "HTTP 429" in warnings[0].getMessage() and "HTTP 502" in warnings[1].getMessage()
     assert KEY not in caplog.text and "Bearer" not in caplog.text and "authorization" not in caplog.text.lower()

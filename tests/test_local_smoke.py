@@ -55,7 +55,7 @@ async def test_one_persona_two_steps_through_the_harness_on_smollm2() -> None:
     from personasim.inputs.module_loader import load_module
     from personasim.inputs.persona_parser import find_persona
     from personasim.llm.backend import open_backend
-    from personasim.llm.openai_client import build_client
+    from personasim.llm.clients import build_client
     from personasim.llm.settings import LLMSettings
     from personasim.prompts import Prompts
     from personasim.run.simulate import simulate_unit

@@ -14,10 +14,10 @@ import pytest
 from openai._utils import async_maybe_transform
 from openai.types.chat import completion_create_params
 
+from clients import openai_client
 from personasim.analysis import health
 from personasim.analysis.health import check_persona_similarity
 from personasim.grading.grade import JudgeVerdict
-from personasim.llm.openai_client import OpenAIChatClient
 from personasim.llm.replay import fast_request_key, request_key
 from personasim.llm.structured import STRUCTURED_MODES, copy_messages, response_schema, strict_schema
 from personasim.llm.types import ChatOptions
@@ -35,8 +35,8 @@ MESSAGES = [
 @pytest.mark.parametrize("mode", STRUCTURED_MODES)
 @pytest.mark.parametrize("model", [StepReaction, EndReflection, JudgeVerdict, None])
 async def test_the_sdk_transform_would_not_change_the_body_we_post(mode, model) -> None:
-    client = OpenAIChatClient(api_key="sk-test", base_url="http://127.0.0.1:9/v1", structured_output=mode)
-    request = client._request(MESSAGES, ChatOptions(model="m", seed=3), model)
+    client = openai_client(api_key="sk-test", base_url="http://127.0.0.1:9/v1", structured_output=mode)
+    request = client.request_body(MESSAGES, ChatOptions(model="m", seed=3), model)
     transformed = await async_maybe_transform(request, completion_create_params.CompletionCreateParamsNonStreaming)
     assert transformed == request
     await client.aclose()

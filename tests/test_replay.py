@@ -9,8 +9,10 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel, Field
 
+from clients import openai_client
 from doubles.openai_server import FakeOpenAIServer, Reply
-from personasim.llm.openai_client import OpenAIChatClient, RetryPolicy, build_client
+from personasim.llm.call_wrapper import CallWrapper, RetryPolicy
+from personasim.llm.clients import build_client
 from personasim.llm.replay import RecordingClient, load_recording, read_used_keys, request_key, unused_recordings
 from personasim.llm.settings import LLMSettings
 from personasim.llm.structured import complete_structured
@@ -28,9 +30,9 @@ class Reaction(BaseModel):
     clarity: int = Field(ge=1, le=5)
 
 
-def inner_for(server: FakeOpenAIServer) -> OpenAIChatClient:
+def inner_for(server: FakeOpenAIServer) -> CallWrapper:
     retry = RetryPolicy(max_attempts=2, initial_wait_s=0.001, max_wait_s=0.01, total_timeout_s=5)
-    return OpenAIChatClient(api_key="sk-test", base_url=server.base_url, retry=retry)
+    return openai_client(api_key="sk-test", base_url=server.base_url, retry=retry)
 
 
 def test_key_is_stable_and_covers_what_determines_the_answer() -> None:

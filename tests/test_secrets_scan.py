@@ -8,7 +8,7 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from doubles.openai_server import FakeOpenAIServer, Reply
-from personasim.llm.openai_client import build_client
+from personasim.llm.clients import build_client
 from personasim.llm.replay import RecordingClient
 from personasim.llm.settings import LLMSettings
 from personasim.llm.structured import complete_structured

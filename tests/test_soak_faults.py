@@ -24,7 +24,7 @@ import pytest
 from core_fixtures import make_module, make_persona
 from doubles.openai_server import FakeOpenAIServer, Reply
 from personasim.inputs.criteria import derive_criteria
-from personasim.llm.openai_client import build_client
+from personasim.llm.clients import build_client
 from personasim.llm.settings import LLMSettings
 from personasim.prompts import Prompts
 from personasim.records.transcript import load_transcript

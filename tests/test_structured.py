@@ -7,10 +7,12 @@ from typing import Literal
 import pytest
 from pydantic import BaseModel, Field
 
+from clients import openai_client
 from doubles.openai_server import FakeOpenAIServer, Reply
-from personasim.llm.openai_client import OpenAIChatClient, RetryPolicy
+from personasim.llm.call_wrapper import CallWrapper, RetryPolicy
 from personasim.llm.structured import OutputInvalid, complete_structured, parse_structured, strict_schema
-from personasim.llm.types import ChatOptions, RefusalError, StructuredOutputError, TruncatedError, Usage
+from personasim.llm.types import ChatOptions, RefusalError, StructuredOutputError, TruncatedError
+from personasim.records.usage import Usage
 
 MSGS = [{"role": "system", "content": "Judge the answer."}, {"role": "user", "content": "Transcript ..."}]
 OPTS = ChatOptions(model="judge", max_tokens=300)
@@ -31,9 +33,9 @@ class Grade(BaseModel):
 GOOD = {"rationale": "r", "evidence": [{"quote": "q", "turn": 2}], "main": {"quote": "q"}, "score": 4}
 
 
-def client_for(server: FakeOpenAIServer, mode: str = "json_schema") -> OpenAIChatClient:
+def client_for(server: FakeOpenAIServer, mode: str = "json_schema") -> CallWrapper:
     retry = RetryPolicy(max_attempts=2, initial_wait_s=0.001, max_wait_s=0.01, total_timeout_s=5)
-    return OpenAIChatClient(api_key="sk-test", base_url=server.base_url, structured_output=mode, retry=retry)
+    return openai_client(api_key="sk-test", base_url=server.base_url, structured_output=mode, retry=retry)
 
 
 def _objects(node):

@@ -16,7 +16,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from personasim.llm.types import ChatOptions, Completion, Usage
+from personasim.llm.types import ChatOptions, Completion
+from personasim.records.usage import Usage
 
 
 @dataclass

@@ -29,8 +29,8 @@ from personasim.grading.grade import Grade
 from personasim.hashing import canonical_json, content_hash
 from personasim.inputs.criteria import LENSES
 from personasim.llm.costs import PriceTable
-from personasim.llm.types import Usage
 from personasim.records.transcript import Transcript, load_transcript
+from personasim.records.usage import Usage
 
 GRADE_FILE_VERSION = 1
 MANIFEST_VERSION = 1

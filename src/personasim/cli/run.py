@@ -21,8 +21,8 @@ from personasim.inputs.criteria import derive_criteria
 from personasim.inputs.module_loader import load_module, load_modules
 from personasim.inputs.persona_parser import find_persona, load_personas
 from personasim.llm.backend import BACKENDS_HELP, open_backend
+from personasim.llm.clients import build_client
 from personasim.llm.costs import PriceTable, format_cost
-from personasim.llm.openai_client import build_client
 from personasim.llm.replay import RecordingClient
 from personasim.llm.settings import LLMSettings, read_settings_file
 from personasim.llm.types import ChatClient

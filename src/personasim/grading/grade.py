@@ -29,7 +29,8 @@ from personasim.llm.settings import LLMSettings
 from personasim.llm.structured import complete_structured
 from personasim.llm.types import ChatClient, Completion, RefusalError, StructuredOutputError, TruncatedError
 from personasim.prompts import Prompts
-from personasim.records.transcript import TokenUsage, Transcript
+from personasim.records.transcript import Transcript
+from personasim.records.usage import Usage
 from personasim.run.simulate import sample_options
 
 GRADE_VERSION = 1
@@ -92,7 +93,7 @@ class Grade(BaseModel):
     score_min: float | None = None
     score_max: float | None = None
     samples: list[JudgeSample] = Field(default_factory=list)
-    usage: TokenUsage = Field(default_factory=TokenUsage)
+    usage: Usage = Field(default_factory=Usage)
     model: str | None = None
     error: str | None = None
 
@@ -142,16 +143,16 @@ def judge_messages(prompts: Prompts, transcript: Transcript, persona: Persona, m
     return [{"role": "system", "content": system}, {"role": "user", "content": prompts.judge_criterion(criterion)}]
 
 
-def _to_usage(completion: Completion | None, error: BaseException | None = None) -> TokenUsage:
+def _to_usage(completion: Completion | None, error: BaseException | None = None) -> Usage:
     usage = completion.usage if completion is not None else getattr(error, "usage", None)
     if usage is None:
-        return TokenUsage()
-    return TokenUsage(prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens,
+        return Usage()
+    return Usage(prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens,
                       cached_tokens=usage.cached_tokens)  # fmt: skip
 
 
 async def _judge_once(client: ChatClient, messages: list[dict[str, str]], settings: LLMSettings, index: int,
-                      learner_texts: list[str]) -> tuple[JudgeSample, TokenUsage]:  # fmt: skip
+                      learner_texts: list[str]) -> tuple[JudgeSample, Usage]:  # fmt: skip
     options = sample_options(settings, index)
     try:
         completion = await complete_structured(client, messages, options, JudgeVerdict, max_reasks=settings.max_reasks)
@@ -191,7 +192,7 @@ def _judge_flags(score: float, evidence: list[Evidence], scores: list[int]) -> l
     return flags
 
 
-def _judge_grade(criterion: Criterion, transcript: Transcript, samples: list[JudgeSample], usage: TokenUsage,
+def _judge_grade(criterion: Criterion, transcript: Transcript, samples: list[JudgeSample], usage: Usage,
                  model: str) -> Grade:  # fmt: skip
     base = _base(criterion, transcript)
     scored = [s for s in samples if s.score is not None]
@@ -226,7 +227,7 @@ async def judge_criterion(client: ChatClient, transcript: Transcript, persona: P
                           prompts: Prompts, system: str | None = None) -> Grade:  # fmt: skip
     messages = judge_messages(prompts, transcript, persona, module, criterion, system)
     learner_texts = transcript.learner_texts()
-    samples, usage = [], TokenUsage()
+    samples, usage = [], Usage()
     for index in range(judge_samples):  # in order: repeats of one request share the whole prompt
         sample, used = await _judge_once(client, messages, settings, index, learner_texts)
         samples.append(sample)

@@ -15,7 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from personasim.errors import InputError
-from personasim.llm.types import Completion, Usage
+from personasim.records.usage import Usage
 
 
 class ModelPrice(BaseModel):
@@ -76,52 +76,3 @@ class PriceTable(BaseModel):
 
 def format_cost(dollars: float | None) -> str:
     return "unknown" if dollars is None else f"${dollars:.4f}"
-
-
-class LedgerRow(BaseModel):
-    model: str
-    calls: int
-    usage: Usage
-    cost_usd: float | None
-
-
-class UsageLedger:
-    """Sums usage per model over a run. Replayed completions count as calls but cost nothing
-    new; they are tallied separately (`replayed`)."""
-
-    def __init__(self) -> None:
-        self._usage: dict[str, Usage] = {}
-        self._calls: dict[str, int] = {}
-        self.replayed = 0
-
-    def add(self, model: str, usage: Usage) -> None:
-        self._usage[model] = self._usage.get(model, Usage()) + usage
-        self._calls[model] = self._calls.get(model, 0) + 1
-
-    def add_completion(self, completion: Completion, model: str | None = None) -> None:
-        """Count a completion under the requested model name (or the one the server reported)."""
-        if completion.from_recording:
-            self.replayed += 1
-            return
-        self.add(model or completion.model, completion.usage)
-
-    @property
-    def by_model(self) -> dict[str, Usage]:
-        return dict(self._usage)
-
-    def total(self) -> Usage:
-        return sum(self._usage.values(), Usage())
-
-    def rows(self, prices: PriceTable | None = None) -> list[LedgerRow]:
-        table = prices or PriceTable()
-        return [
-            LedgerRow(model=m, calls=self._calls[m], usage=u, cost_usd=table.cost(m, u))
-            for m, u in sorted(self._usage.items())
-        ]
-
-    def total_cost(self, prices: PriceTable | None = None) -> float | None:
-        """Sum over models; None as soon as one model has no price (never a silent zero)."""
-        costs = [row.cost_usd for row in self.rows(prices)]
-        if any(c is None for c in costs):
-            return None
-        return float(sum(c for c in costs if c is not None))

@@ -24,7 +24,8 @@ from personasim.fileio import atomic_write_text
 from personasim.hashing import canonical_json, sha256_text
 from personasim.llm.settings import MODES, Mode
 from personasim.llm.structured import response_schema, try_parse
-from personasim.llm.types import ChatClient, ChatOptions, Completion, ReplayMiss, Usage
+from personasim.llm.types import ChatClient, ChatOptions, Completion, ReplayMiss
+from personasim.records.usage import Usage
 
 KEY_VERSION = 1
 _SNIPPET_CHARS = 80

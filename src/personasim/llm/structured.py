@@ -25,10 +25,10 @@ from personasim.llm.types import (
     RefusalError,
     StructuredOutputError,
     TruncatedError,
-    Usage,
 )
+from personasim.records.usage import Usage
 
-logger = logging.getLogger("personasim.llm.openai_client")
+logger = logging.getLogger("personasim.llm.structured")
 
 StructuredMode = Literal["json_schema", "json_object_schema", "json_object", "prompt"]
 STRUCTURED_MODES: tuple[str, ...] = ("json_schema", "json_object_schema", "json_object", "prompt")

@@ -1,7 +1,4 @@
-"""The LLM boundary's data types and errors (no network code here; see llm.py for the client).
-
-Everything here is re-exported from `personasim.llm.openai_client`; import it from there.
-"""
+"""The LLM boundary's data types and errors: options, completions, the ChatClient protocol (no network code)."""
 
 from __future__ import annotations
 
@@ -10,6 +7,7 @@ from typing import Any, Protocol, runtime_checkable
 from pydantic import BaseModel, ConfigDict, Field
 
 from personasim.errors import PersonasimError
+from personasim.records.usage import Usage
 
 # --------------------------------------------------------------------------- errors
 
@@ -95,30 +93,6 @@ class ChatOptions(BaseModel):
     max_tokens: int = Field(default=1024, ge=1)
     timeout_s: float = Field(default=120.0, gt=0)
     sample_index: int = Field(default=0, ge=0)
-
-
-class Usage(BaseModel):
-    """Token counts of one call (or a sum of calls: `a + b`). `cached_tokens` is the part of
-    `prompt_tokens` the server read from its prompt cache."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    cached_tokens: int = 0
-
-    @property
-    def total_tokens(self) -> int:
-        return self.prompt_tokens + self.completion_tokens
-
-    def __add__(self, other: Usage) -> Usage:
-        if not isinstance(other, Usage):
-            return NotImplemented
-        return Usage(
-            prompt_tokens=self.prompt_tokens + other.prompt_tokens,
-            completion_tokens=self.completion_tokens + other.completion_tokens,
-            cached_tokens=self.cached_tokens + other.cached_tokens,
-        )
 
 
 class Completion(BaseModel):

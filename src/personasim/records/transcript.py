@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from personasim.errors import InputError
 from personasim.fileio import atomic_write_text
+from personasim.records.usage import Usage
 
 TRANSCRIPT_VERSION = 1
 
@@ -68,21 +69,6 @@ class EndReflection(_Answer):
     recommend_reason: Short = Field(description="why or why not")
 
 
-class TokenUsage(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    cached_tokens: int = 0
-
-    def __add__(self, other: TokenUsage) -> TokenUsage:
-        return TokenUsage(
-            prompt_tokens=self.prompt_tokens + other.prompt_tokens,
-            completion_tokens=self.completion_tokens + other.completion_tokens,
-            cached_tokens=self.cached_tokens + other.cached_tokens,
-        )
-
-
 class _Record(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -92,7 +78,7 @@ class CallRecord(_Record):
 
     user_prompt: str
     raw_text: str
-    usage: TokenUsage = Field(default_factory=TokenUsage)
+    usage: Usage = Field(default_factory=Usage)
     latency_s: float = 0.0
     from_recording: bool = False
     finish_reason: str | None = None
@@ -139,8 +125,8 @@ class Transcript(_Record):
     duration_s: float = 0.0
 
     @property
-    def usage(self) -> TokenUsage:
-        total = TokenUsage()
+    def usage(self) -> Usage:
+        total = Usage()
         for call in self.calls():
             total = total + call.usage
         return total

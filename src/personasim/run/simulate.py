@@ -20,7 +20,8 @@ from personasim.llm.settings import LLMSettings
 from personasim.llm.structured import complete_structured
 from personasim.llm.types import ChatClient, ChatOptions, Completion, LLMError
 from personasim.prompts import Prompts
-from personasim.records.transcript import EndReflection, ReflectionTurn, StepReaction, TokenUsage, Transcript, Turn
+from personasim.records.transcript import EndReflection, ReflectionTurn, StepReaction, Transcript, Turn
+from personasim.records.usage import Usage
 
 History = Literal["full", "recap"]
 GENERATION_FIELDS = ("model", "temperature", "seed", "max_tokens", "structured_output", "max_reasks", "base_url")
@@ -58,7 +59,7 @@ def _call_fields(user_prompt: str, completion: Completion) -> dict[str, Any]:
     return {
         "user_prompt": user_prompt,
         "raw_text": completion.text,
-        "usage": TokenUsage(
+        "usage": Usage(
             prompt_tokens=usage.prompt_tokens,
             completion_tokens=usage.completion_tokens,
             cached_tokens=usage.cached_tokens,

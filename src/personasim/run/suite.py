@@ -28,8 +28,8 @@ from personasim.inputs.module_loader import load_modules
 from personasim.inputs.persona import Persona
 from personasim.inputs.persona_parser import load_personas, select_persona
 from personasim.llm.backend import open_backend, parse_backend
+from personasim.llm.clients import build_client
 from personasim.llm.local import get_model
-from personasim.llm.openai_client import build_client
 from personasim.llm.settings import LLMSettings
 from personasim.llm.types import ChatClient
 from personasim.prompts import Prompts
