@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 from _common import Plan, ServerProcess, live_settings, machine, plan_of, seed_suite
-from personasim.llm.openai_client import build_client
+from personasim.llm.clients import build_client
 from personasim.prompts import Prompts
 from personasim.run.runner import RunConfig, run
 

@@ -25,7 +25,7 @@ import numpy as np
 from _common import REPO, ServerProcess, live_settings, machine, write_module
 from personasim.inputs.module_loader import load_modules
 from personasim.inputs.persona_parser import load_personas
-from personasim.llm.openai_client import build_client
+from personasim.llm.clients import build_client
 from personasim.prompts import Prompts
 from personasim.run.runner import RunConfig, run
 

@@ -33,7 +33,7 @@ from _common import REPO, ServerProcess, live_settings, machine, plan_of, write_
 from personasim.fileio import atomic_write_bytes
 from personasim.inputs.module_loader import load_modules
 from personasim.inputs.persona_parser import load_personas
-from personasim.llm.openai_client import build_client
+from personasim.llm.clients import build_client
 from personasim.llm.settings import LLMSettings
 from personasim.prompts import Prompts
 from personasim.run.runner import RunConfig, run
