@@ -27,8 +27,10 @@ from pathlib import Path
 
 from _common import Plan, ServerProcess, live_settings, machine, plan_of, seed_suite
 from personasim.llm.clients import build_client
+from personasim.llm.roles import ModelRoles, RoleClients
 from personasim.prompts import Prompts
-from personasim.run.runner import RunConfig, run
+from personasim.run.config import RunConfig
+from personasim.run.runner import run
 
 
 async def timed_run(base_url: str, concurrency: int, out_dir: Path) -> tuple[float, float, int]:
@@ -38,7 +40,14 @@ async def timed_run(base_url: str, concurrency: int, out_dir: Path) -> tuple[flo
     client, prompts = build_client(settings), Prompts()
     try:
         started, cpu = time.perf_counter(), time.process_time()
-        outcome = await run(client, personas, modules, settings=settings, prompts=prompts, config=config)
+        outcome = await run(
+            RoleClients(client, client),
+            personas,
+            modules,
+            roles=ModelRoles.of(settings),
+            prompts=prompts,
+            config=config,
+        )
         wall, cpu = time.perf_counter() - started, time.process_time() - cpu
     finally:
         await client.aclose()

@@ -26,8 +26,10 @@ from _common import REPO, ServerProcess, live_settings, machine, write_module
 from personasim.inputs.module_loader import load_modules
 from personasim.inputs.persona_parser import load_personas
 from personasim.llm.clients import build_client
+from personasim.llm.roles import ModelRoles, RoleClients
 from personasim.prompts import Prompts
-from personasim.run.runner import RunConfig, run
+from personasim.run.config import RunConfig
+from personasim.run.runner import run
 
 CHARS_PER_TOKEN = 4
 
@@ -39,7 +41,14 @@ async def one_walkthrough(base_url: str, steps: int, history: str, work: Path) -
     config = RunConfig(run_id=f"s{steps}-{history}", out_dir=work / "results", history=history)
     client = build_client(settings)
     try:
-        outcome = await run(client, persona, module, settings=settings, prompts=Prompts(), config=config)
+        outcome = await run(
+            RoleClients(client, client),
+            persona,
+            module,
+            roles=ModelRoles.of(settings),
+            prompts=Prompts(),
+            config=config,
+        )
     finally:
         await client.aclose()
     if outcome.failed:

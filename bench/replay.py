@@ -34,9 +34,11 @@ from personasim.fileio import atomic_write_bytes
 from personasim.inputs.module_loader import load_modules
 from personasim.inputs.persona_parser import load_personas
 from personasim.llm.clients import build_client
+from personasim.llm.roles import ModelRoles, RoleClients
 from personasim.llm.settings import LLMSettings
 from personasim.prompts import Prompts
-from personasim.run.runner import RunConfig, run
+from personasim.run.config import RunConfig
+from personasim.run.runner import run
 
 RUN_RECORD, RUN_REPLAY = "record", "replay"
 
@@ -52,7 +54,14 @@ async def run_suite(work: Path, settings: LLMSettings, run_id: str) -> tuple[flo
     config = RunConfig(run_id=run_id, out_dir=work / "results", judge_samples=1)
     try:
         started = time.perf_counter()
-        outcome = await run(client, personas, modules, settings=settings, prompts=prompts, config=config)
+        outcome = await run(
+            RoleClients(client, client),
+            personas,
+            modules,
+            roles=ModelRoles.of(settings),
+            prompts=prompts,
+            config=config,
+        )
         wall = time.perf_counter() - started
     finally:
         await client.aclose()

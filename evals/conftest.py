@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from personasim.run.suite import evaluate_suite
+from personasim.run.session import evaluate_suite
 
 
 def pytest_collect_file(parent: pytest.Collector, file_path: Path) -> pytest.Collector | None:

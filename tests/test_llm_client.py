@@ -11,7 +11,6 @@ from pydantic import BaseModel, Field
 
 from clients import openai_client
 from doubles.openai_server import FakeOpenAIServer, Reply
-from personasim.cli.llm_options import llm_settings
 from personasim.errors import InputError
 from personasim.llm.call_wrapper import CallWrapper, RetryPolicy
 from personasim.llm.clients import build_client
@@ -21,6 +20,7 @@ from personasim.llm.settings import LLMSettings
 from personasim.llm.structured import needs_instructions
 from personasim.llm.types import ChatOptions, LLMError
 from personasim.records.usage import Usage
+from personasim.run.config import Given, resolve_run
 
 FAST = RetryPolicy(max_attempts=3, initial_wait_s=0.001, max_wait_s=0.01, total_timeout_s=10)
 MSGS = [{"role": "system", "content": "You are a learner."}, {"role": "user", "content": "Read step 1."}]
@@ -164,12 +164,18 @@ async def test_semaphore_bounds_calls_in_flight(openai_server: FakeOpenAIServer)
 # --------------------------------------------------------------------------- settings
 
 
+def resolved(tmp_path: Path, text: str | None = None, **learner) -> LLMSettings:
+    path = None
+    if text is not None:
+        path = tmp_path / "llm.yaml"
+        path.write_text(text)
+    given = Given(learner=learner, config_file=path)
+    return resolve_run(given, run_id="r", out_dir=tmp_path).learner_settings()
+
+
 def test_settings_from_yaml_with_overrides(tmp_path: Path) -> None:
-    path = tmp_path / "llm.yaml"
-    path.write_text(
-        "llm:\n  model: qwen\n  base_url: http://127.0.0.1:8080/v1\n  structured_output: json_object_schema\n"
-    )
-    s = LLMSettings.from_file(path, model="other", concurrency=None, temperature=0.5)
+    text = "llm:\n  model: qwen\n  base_url: http://127.0.0.1:8080/v1\n  structured_output: json_object_schema\n"
+    s = resolved(tmp_path, text, model="other", concurrency=None, temperature=0.5)
     assert (s.model, s.base_url, s.structured_output, s.temperature, s.concurrency) == (
         "other", "http://127.0.0.1:8080/v1", "json_object_schema", 0.5, 4
     )  # fmt: skip
@@ -184,25 +190,35 @@ def test_settings_from_yaml_with_overrides(tmp_path: Path) -> None:
         ("model: m\napi_key: sk-x\n", "api_key"),
         ("model: m\nmode: replay\n", "recordings_dir"),
         ("model: [\n", "invalid YAML"),
+        ("model: m\njudge:\n  mode: replay\n", "judge: mode is set for the whole run"),
+        ("model: m\njudge:\n  modle: x\n", "judge: unknown setting modle"),
     ],
 )
 def test_bad_settings_files_are_input_errors(tmp_path: Path, text: str, message: str) -> None:
-    path = tmp_path / "llm.yaml"
-    path.write_text(text)
     with pytest.raises(InputError, match=message) as info:
-        LLMSettings.from_file(path)
-    assert str(path) in str(info.value)
+        resolved(tmp_path, text)
+    assert str(tmp_path / "llm.yaml") in str(info.value)
 
 
-def test_cli_options_turn_into_settings(tmp_path: Path) -> None:
-    path = tmp_path / "llm.yaml"
-    path.write_text("model: from-file\nseed: 3\n")
-    s = llm_settings(config=path, mode="auto", recordings_dir=tmp_path, max_tokens=50)
+def test_flags_over_the_config_file(tmp_path: Path) -> None:
+    s = resolved(tmp_path, "model: from-file\nseed: 3\n", mode="auto", recordings_dir=tmp_path, max_tokens=50)
     assert (s.model, s.seed, s.mode, s.recordings_dir, s.max_tokens) == ("from-file", 3, "auto", tmp_path, 50)
     with pytest.raises(InputError, match="mode"):
-        llm_settings(model="m", mode="sometimes")
+        resolved(tmp_path, model="m", mode="sometimes")
     with pytest.raises(InputError, match="model"):
-        llm_settings()
+        resolved(tmp_path)
+
+
+def test_the_judge_defaults_to_the_learner_and_sets_only_what_differs(tmp_path: Path) -> None:
+    path = tmp_path / "llm.yaml"
+    path.write_text("model: small\ntemperature: 0.7\njudge:\n  model: big\n  base_url: http://127.0.0.1:9/v1\n")
+    given = Given(judge={"temperature": 0.0}, config_file=path)
+    roles = resolve_run(given, run_id="r", out_dir=tmp_path).roles()
+    assert (roles.learner.model, roles.learner.temperature, roles.learner.base_url) == ("small", 0.7, None)
+    assert (roles.judge.model, roles.judge.temperature, roles.judge.base_url) == ("big", 0.0, "http://127.0.0.1:9/v1")
+    assert not roles.shared_client
+    same = resolve_run(Given(learner={"model": "m"}), run_id="r", out_dir=tmp_path).roles()
+    assert same.judge == same.learner and same.shared_client
 
 
 # --------------------------------------------------------------------------- usage and cost

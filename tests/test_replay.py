@@ -151,7 +151,7 @@ async def test_used_keys_file_and_unused_recordings(openai_server: FakeOpenAISer
             await client.complete(MSGS, OPTS.model_copy(update={"sample_index": i}))
     async with RecordingClient(None, recordings, "replay") as player:
         await player.complete(MSGS, OPTS)
-    player.write_used_keys(tmp_path / "used.txt")
+    (tmp_path / "used.txt").write_text("".join(f"{key}\n" for key in sorted(player.used_keys)))
     used = read_used_keys(tmp_path / "used.txt")
     assert used == {request_key(MSGS, OPTS)}
     unused = unused_recordings(recordings, used)

@@ -34,7 +34,7 @@ PROMPTS = Prompts()
 REQUIRED = (
     "run_id unit_id persona_id persona_title module_id module_version sample criterion_id criterion_text lens "
     "grader score score_norm passed threshold rationale evidence evidence_verified judge_samples score_sd "
-    "score_min score_max model prompt_tokens completion_tokens cached_tokens cost_usd persona_hash module_hash "
+    "score_min score_max learner_model judge_model prompt_tokens completion_tokens cached_tokens cost_usd persona_hash module_hash "
     "prompt_hash"
 ).split()
 
@@ -67,6 +67,8 @@ async def test_one_row_per_unit_and_criterion_with_all_columns(units) -> None:
     assert judge["prompt_tokens"].sum() > 0 and frame["cost_usd"].isna().all()  # no price table: unknown
     deterministic = frame[frame["grader"] != "judge"]
     assert (deterministic["judge_samples"] == 0).all() and deterministic["score_sd"].isna().all()
+    assert judge["judge_model"].notna().all() and deterministic["judge_model"].isna().all()
+    assert (frame["learner_model"] == units[0][0].model).all()
     power = frame[frame["criterion_id"] == "lens-power"].iloc[0]
     assert json.loads(power["evidence_unverified"]) == ["this module changed my whole career"]
     assert bool(power["evidence_verified"]) is False  # bool(pd.NA) would raise

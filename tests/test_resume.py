@@ -21,15 +21,19 @@ from module_files import three_seed_personas, write_module
 from personasim.analysis.results import RunPaths
 from personasim.cli import app
 from personasim.errors import InputError
+from personasim.llm.roles import ModelRoles, RoleClients
 from personasim.llm.settings import LLMSettings
 from personasim.llm.types import QuotaExceeded
 from personasim.prompts import Prompts
-from personasim.run.runner import RunConfig, finalize, plan_units, run
+from personasim.run.config import RunConfig
+from personasim.run.plan import plan_units
+from personasim.run.runner import finalize, run
 from personasim.run.state import UnitRecord, append_unit_record, read_unit_records
 from scripted_answers import scripted_answer, scripted_text
 
 REPO = Path(__file__).resolve().parents[1]
 SETTINGS = LLMSettings(model="m", seed=0)
+ROLES = ModelRoles.of(SETTINGS)
 PROMPTS = Prompts()
 PERSONAS = [make_persona(17), make_persona(21, "Chief Allied Health Professional", hours=(2, 3))]
 MODULES = [make_module("v1", steps=2), make_module("v2", steps=2)]
@@ -58,7 +62,7 @@ async def _run(client, tmp_path: Path, run_id: str, *, resume=False, sequential=
     config = RunConfig(run_id=run_id, out_dir=tmp_path, sequential=sequential, resume=resume,
                        judge_samples=judge_samples)  # fmt: skip
     personas, modules = (PERSONAS, MODULES) if inputs else ([], [])
-    return await run(client, personas, modules, settings=SETTINGS, prompts=PROMPTS, config=config)
+    return await run(RoleClients(client, client), personas, modules, roles=ROLES, prompts=PROMPTS, config=config)
 
 
 def _rows(frame: pd.DataFrame) -> pd.DataFrame:
@@ -177,7 +181,7 @@ async def test_finalize_from_memory_equals_finalize_from_the_files(tmp_path) -> 
     # be exactly what the files on disk give.
     outcome = await _run(good_client(), tmp_path, "mem", sequential=False)
     config = RunConfig(run_id="mem", out_dir=tmp_path)
-    units = plan_units(PERSONAS, MODULES, 1, 1, SETTINGS, PROMPTS, config.history)
-    from_files = finalize(RunPaths(tmp_path / "mem"), units, SETTINGS, PROMPTS, config, None, "t0", 0.0)
+    units = plan_units(PERSONAS, MODULES, 1, 1, ROLES, PROMPTS, config.history)
+    from_files = finalize(RunPaths(tmp_path / "mem"), units, ROLES, PROMPTS, config, None, "t0", 0.0)
     pd.testing.assert_frame_equal(from_files.frame, outcome.frame)
     assert from_files.manifest.health == outcome.manifest.health and from_files.manifest.usage == outcome.manifest.usage

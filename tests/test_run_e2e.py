@@ -20,7 +20,7 @@ SECRET = "sk-test-secret-do-not-store-0123456789"
 REQUIRED = (
     "run_id unit_id persona_id persona_title module_id module_version sample criterion_id criterion_text lens "
     "grader score score_norm passed threshold rationale evidence evidence_verified judge_samples score_sd "
-    "score_min score_max model prompt_tokens completion_tokens cached_tokens cost_usd persona_hash module_hash "
+    "score_min score_max learner_model judge_model prompt_tokens completion_tokens cached_tokens cost_usd persona_hash module_hash "
     "prompt_hash"
 ).split()
 
@@ -54,7 +54,8 @@ def test_run_then_grade_reproduces_the_table(openai_server, tmp_path, monkeypatc
     assert set(REQUIRED) <= set(frame.columns) and tuple(frame.columns) == COLUMNS
     assert frame["persona_id"].nunique() == 6 and list(frame["module_version"].unique()) == ["v2"]
     assert frame.groupby(["persona_id", "module_version", "sample", "criterion_id", "grader"]).size().max() == 1
-    assert frame["score"].notna().all() and (frame["model"] == "fake-model").all()
+    assert frame["score"].notna().all() and (frame["learner_model"] == "fake-model").all()
+    assert (frame.loc[frame["grader"] == "judge", "judge_model"] == "fake-model").all()
     assert frame.loc[frame["grader"] == "judge", "prompt_tokens"].eq(50).all()
     assert frame["cost_usd"].isna().all()
     assert (run_dir / "results.csv").is_file() and len(list((run_dir / "transcripts").glob("*.json"))) == 6

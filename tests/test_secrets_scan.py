@@ -36,7 +36,7 @@ async def test_recordings_hold_no_key_and_no_auth_header(
     async with client:
         await client.complete([{"role": "user", "content": "hello"}], settings.chat_options())
         await complete_structured(client, [{"role": "user", "content": "judge"}], settings.chat_options(), Verdict)
-    client.write_used_keys(tmp_path / "used.txt")
+    (tmp_path / "used.txt").write_text("".join(f"{key}\n" for key in sorted(client.used_keys)))
 
     # The key did reach the server, and only in the Authorization header.
     for request in openai_server.chat_requests:

@@ -25,10 +25,12 @@ from core_fixtures import make_module, make_persona
 from doubles.openai_server import FakeOpenAIServer, Reply
 from personasim.inputs.criteria import derive_criteria
 from personasim.llm.clients import build_client
+from personasim.llm.roles import ModelRoles, RoleClients
 from personasim.llm.settings import LLMSettings
 from personasim.prompts import Prompts
 from personasim.records.transcript import load_transcript
-from personasim.run.runner import RunConfig, run
+from personasim.run.config import RunConfig
+from personasim.run.runner import run
 from scripted_answers import scripted_answer
 
 pytestmark = pytest.mark.slow
@@ -126,14 +128,21 @@ async def soak_run(server: FakeOpenAIServer, out: Path):  # type: ignore[no-unty
     client = build_client(settings)
     config = RunConfig(run_id="soak", out_dir=out, samples=samples)
     try:
-        run_call = run(client, personas, modules, settings=settings, prompts=Prompts(), config=config)
+        run_call = run(
+            RoleClients(client, client),
+            personas,
+            modules,
+            roles=ModelRoles.of(settings),
+            prompts=Prompts(),
+            config=config,
+        )
         return await asyncio.wait_for(run_call, TIME_LIMIT_S), personas, modules, samples
     finally:
         await client.aclose()
 
 
 def planned_rows(personas: list, modules: list, samples: int) -> dict[str, set[str]]:
-    from personasim.run.simulate import unit_id_for
+    from personasim.records.identity import unit_id_for
 
     return {
         unit_id_for(p, m, s): {c.id for c in derive_criteria(p, m)} for p in personas for m in modules

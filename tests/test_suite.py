@@ -18,6 +18,7 @@ from personasim.cli import app
 from personasim.errors import InputError
 from personasim.llm.backend import open_backend, parse_backend
 from personasim.llm.settings import LLMSettings
+from personasim.run.config import Given, resolve_run
 from personasim.run.suite import RECORDED_WITH, Thresholds, check_thresholds, load_suite
 from scripted_answers import scripted_answer
 
@@ -69,7 +70,10 @@ def test_record_then_replay_offline_gives_the_same_table_twice(openai_server, tm
     for run_id in ("r1", "r2"):
         result = CliRunner().invoke(app, ["run", "--suite", str(suite), "--run-id", run_id, "--out", str(out)])
         assert result.exit_code == 0, result.output
-        assert "health:" in result.output and "answers by model fake-model (recordings)" in result.output
+        assert (
+            "health:" in result.output
+            and "answers by learner fake-model (also the judge) (recordings)" in result.output
+        )
         tables.append(read_results(out / run_id).drop(columns=["run_id"]))
     assert len(openai_server.chat_requests) == recorded_calls  # not one call more
     pd.testing.assert_frame_equal(tables[0], tables[1])
@@ -167,7 +171,8 @@ def test_the_seed_suites_name_all_six_seed_personas_and_both_versions(path: str,
     suite = load_suite(REPO / "evals" / path)
     assert [p.number for p in suite.load_personas()] == [17, 18, 19, 20, 21, 22]
     assert [m.ref for m in suite.load_modules()] == ["lotus@v1", "lotus@v2"]
-    assert suite.settings().model == model and suite.settings().mode == "replay"
+    settings = resolve_run(Given(suite=suite), run_id="r", out_dir=REPO / "results").learner_settings()
+    assert settings.model == model and settings.mode == "replay"
     assert (REPO / "evals" / "recordings" / Path(suite.recordings or "").name / RECORDED_WITH).is_file()
 
 

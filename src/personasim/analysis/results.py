@@ -33,7 +33,7 @@ from personasim.records.transcript import Transcript, load_transcript
 from personasim.records.usage import Usage
 
 GRADE_FILE_VERSION = 1
-MANIFEST_VERSION = 1
+MANIFEST_VERSION = 2  # 2: model roles (judge_model, judge_settings), backend, prompts_dir
 SIMULATION_TEMPLATES = ("persona_system.md.j2", "step_turn.md.j2", "step_recap.md.j2", "end_reflection.md.j2")
 
 COLUMN_TYPES: dict[str, str] = {
@@ -43,7 +43,8 @@ COLUMN_TYPES: dict[str, str] = {
     "grader": "string", "score": "Float64", "score_norm": "Float64", "passed": "boolean",
     "threshold": "Float64", "rationale": "string", "evidence": "string", "evidence_verified": "boolean",
     "evidence_unverified": "string", "flags": "string", "error": "string", "judge_samples": "Int64",
-    "judge_scores": "string", "score_sd": "Float64", "score_min": "Float64", "score_max": "Float64", "model": "string",
+    "judge_scores": "string", "score_sd": "Float64", "score_min": "Float64", "score_max": "Float64",
+    "learner_model": "string", "judge_model": "string",
     "prompt_tokens": "Int64", "completion_tokens": "Int64", "cached_tokens": "Int64", "cost_usd": "Float64",
     "persona_hash": "string", "module_hash": "string", "prompt_hash": "string",
 }  # fmt: skip
@@ -115,7 +116,7 @@ def grade_row(transcript: Transcript, grade: Grade, prompt_hash: str, prices: Pr
     usage = grade.usage
     cost = None
     if prices is not None and grade.model:
-        cost = prices.cost(grade.model, Usage(**usage.model_dump()))
+        cost = prices.cost(grade.model, usage)
     return {
         "run_id": transcript.run_id, "unit_id": transcript.unit_id,
         "persona_id": transcript.persona_id, "persona_title": transcript.persona_title,
@@ -131,7 +132,7 @@ def grade_row(transcript: Transcript, grade: Grade, prompt_hash: str, prices: Pr
         "judge_samples": grade.judge_samples,
         "judge_scores": _judge_scores(grade),
         "score_sd": grade.score_sd, "score_min": grade.score_min, "score_max": grade.score_max,
-        "model": grade.model or transcript.model,
+        "learner_model": transcript.model, "judge_model": grade.model,
         "prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens,
         "cached_tokens": usage.cached_tokens, "cost_usd": cost,
         "persona_hash": transcript.persona_hash, "module_hash": transcript.module_hash, "prompt_hash": prompt_hash,
@@ -190,9 +191,13 @@ class Manifest(BaseModel):
     version: int = MANIFEST_VERSION
     run_id: str
     package_version: str
-    model: str
+    model: str = Field(description="the learner's model")
+    judge_model: str | None = Field(default=None, description="null in manifests before version 2")
     seed: int | None
-    settings: dict[str, Any] = Field(description="LLM settings as run; names the key's env var, never the key")
+    settings: dict[str, Any] = Field(description="the learner's LLM settings; names the key's env var, never the key")
+    judge_settings: dict[str, Any] = Field(default_factory=dict, description="the judge's LLM settings")
+    backend: str = "openai"
+    prompts_dir: str | None = None
     samples: int
     judge_samples: int
     sequential: bool
@@ -219,14 +224,18 @@ def utc_now() -> str:
 def usage_totals(units: list[tuple[Transcript, GradeFile]]) -> dict[str, Usage]:
     simulation, judge = Usage(), Usage()
     for transcript, grade_file in units:
-        simulation = simulation + Usage(**transcript.usage.model_dump())
+        simulation = simulation + transcript.usage
         for grade in grade_file.grades:
-            judge = judge + Usage(**grade.usage.model_dump())
+            judge = judge + grade.usage
     return {"simulation": simulation, "judge": judge, "total": simulation + judge}
 
 
-def total_cost(model: str, totals: dict[str, Usage], prices: PriceTable | None) -> float | None:
-    return None if prices is None else prices.cost(model, totals["total"])
+def run_cost(learner_model: str, judge_model: str, totals: dict[str, Usage], prices: PriceTable | None) -> float | None:
+    """Simulation at the learner's price plus grading at the judge's; None when either is unknown."""
+    if prices is None:
+        return None
+    parts = [prices.cost(learner_model, totals["simulation"]), prices.cost(judge_model, totals["judge"])]
+    return None if any(p is None for p in parts) else sum(p for p in parts if p is not None)
 
 
 def write_manifest(run_dir: str | Path, manifest: Manifest) -> None:

@@ -1,74 +1,101 @@
-"""Reusable typer options for commands that call a model, and their conversion to LLMSettings.
-
-    from personasim.cli import llm_options as lo
+"""The model-role options every command that calls a model shares, added by one decorator.
 
     @app.command()
     @guarded
-    def run(
-        ...,
-        config: lo.ConfigOpt = None, base_url: lo.BaseUrlOpt = None, model: lo.ModelOpt = None,
-        mode: lo.ModeOpt = None, concurrency: lo.ConcurrencyOpt = None, temperature: lo.TemperatureOpt = None,
-        seed: lo.SeedOpt = None, max_tokens: lo.MaxTokensOpt = None, recordings_dir: lo.RecordingsDirOpt = None,
-    ) -> None:
-        settings = lo.llm_settings(config=config, base_url=base_url, model=model, mode=mode,
-                                   concurrency=concurrency, temperature=temperature, seed=seed,
-                                   max_tokens=max_tokens, recordings_dir=recordings_dir)
+    @llm_options
+    def run(..., llm: LLMFlags) -> None:
+        config = resolve_run(Given(learner=llm.learner, judge=llm.judge, config_file=llm.config, ...), ...)
 
-Flags left at None fall back to the config file, then to the LLMSettings defaults.
+The learner's flags are `--model`, `--base-url`, ...; the judge's the same names after `--judge-`.
+A flag left out is None, so the config file, the suite or the resumed run decides.
 """
 
 from __future__ import annotations
 
+import functools
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
-from personasim.llm.settings import MODES, LLMSettings, resolve_settings
+MODES = ("live", "record", "replay", "auto")
+STRUCTURED = "json_schema, json_object_schema, json_object or prompt"
 
-ConfigOpt = Annotated[
-    Optional[Path], typer.Option("--config", help="LLM settings file (YAML); flags override it.", dir_okay=False)
-]
-BaseUrlOpt = Annotated[
-    Optional[str], typer.Option("--base-url", help="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8080/v1.")
-]
-ModelOpt = Annotated[Optional[str], typer.Option("--model", help="Model name sent to the server.")]
-ModeOpt = Annotated[
-    Optional[str],
-    typer.Option("--mode", help=f"LLM call mode: {', '.join(MODES)} (replay needs no key and makes no call)."),
-]
-ConcurrencyOpt = Annotated[Optional[int], typer.Option("--concurrency", min=1, help="Most LLM calls in flight.")]
-TemperatureOpt = Annotated[
-    Optional[float], typer.Option("--temperature", min=0.0, max=2.0, help="Sampling temperature.")
-]
-SeedOpt = Annotated[Optional[int], typer.Option("--seed", help="Sampling seed sent to the server.")]
-MaxTokensOpt = Annotated[Optional[int], typer.Option("--max-tokens", min=1, help="Most tokens per answer.")]
-RecordingsDirOpt = Annotated[
-    Optional[Path], typer.Option("--recordings-dir", help="Directory of recorded calls (record/replay/auto modes).")
-]
+# name -> (type, help); each becomes --name and, for the judge, --judge-name
+ROLE_OPTIONS: dict[str, tuple[Any, str]] = {
+    "base_url": (str, "OpenAI-compatible endpoint, e.g. http://127.0.0.1:8080/v1 [default: api.openai.com]"),
+    "model": (str, "Model name sent to the server"),
+    "api_key_env": (str, "Environment variable that holds the API key [default: OPENAI_API_KEY]"),
+    "temperature": (float, "Sampling temperature [default: 0]"),
+    "seed": (int, "Sampling seed sent to the server [default: 0]"),
+    "max_tokens": (int, "Most tokens per answer [default: 1024]"),
+    "structured_output": (str, f"How structured answers are asked for: {STRUCTURED} [default: json_schema]"),
+    "concurrency": (int, "Most calls in flight [default: 4]"),
+}
+RUN_OPTIONS: dict[str, tuple[Any, str]] = {
+    "mode": (
+        str,
+        f"Call mode for both roles: {', '.join(MODES)} (replay needs no key and makes no call) [default: live]",
+    ),
+    "recordings_dir": (Path, "Folder of recorded calls (record, replay and auto modes)"),
+}
 
 
-def llm_settings(
-    *,
-    config: Path | None = None,
-    base_url: str | None = None,
-    model: str | None = None,
-    mode: str | None = None,
-    concurrency: int | None = None,
-    temperature: float | None = None,
-    seed: int | None = None,
-    max_tokens: int | None = None,
-    recordings_dir: Path | None = None,
-) -> LLMSettings:
-    """The settings a command's flags describe (raises InputError, which `guarded` prints)."""
-    return resolve_settings(
-        config,
-        base_url=base_url,
-        model=model,
-        mode=mode,
-        concurrency=concurrency,
-        temperature=temperature,
-        seed=seed,
-        max_tokens=max_tokens,
-        recordings_dir=recordings_dir,
+@dataclass
+class LLMFlags:
+    """The model-role flags one command was given (None: not given)."""
+
+    config: Path | None = None
+    learner: dict[str, Any] = field(default_factory=dict)
+    judge: dict[str, Any] = field(default_factory=dict)
+
+
+def _option(name: str, kind: Any, help_text: str, prefix: str = "") -> inspect.Parameter:
+    flag = "--" + (prefix + name).replace("_", "-")
+    role = "The judge's: " if prefix else ""
+    annotation = Annotated[Optional[kind], typer.Option(flag, help=role + help_text, show_default=False)]
+    return inspect.Parameter(prefix + name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=annotation)
+
+
+def _parameters() -> list[inspect.Parameter]:
+    config = inspect.Parameter(
+        "config",
+        inspect.Parameter.KEYWORD_ONLY,
+        default=None,
+        annotation=Annotated[
+            Optional[Path],
+            typer.Option(
+                "--config",
+                dir_okay=False,
+                help="LLM settings file (YAML: the learner's settings, and a `judge:` block); flags override it",
+            ),
+        ],
     )
+    learner = [_option(n, k, h) for n, (k, h) in {**ROLE_OPTIONS, **RUN_OPTIONS}.items()]
+    judge = [_option(n, k, h, prefix="judge_") for n, (k, h) in ROLE_OPTIONS.items()]
+    return [config, *learner, *judge]
+
+
+def llm_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Add the role options to `command`'s signature and hand them to it as `llm: LLMFlags`."""
+    added = _parameters()
+    names = [p.name for p in added]
+    own = [p for p in inspect.signature(command, eval_str=True).parameters.values() if p.name != "llm"]
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        given = {name: kwargs.pop(name, None) for name in names}
+        if given["mode"] is not None and given["mode"] not in MODES:
+            raise typer.BadParameter(f"--mode is one of {', '.join(MODES)}, not {given['mode']!r}")
+        flags = LLMFlags(
+            config=given.pop("config"),
+            learner={k: v for k, v in given.items() if not k.startswith("judge_") and v is not None},
+            judge={k.removeprefix("judge_"): v for k, v in given.items() if k.startswith("judge_") and v is not None},
+        )
+        return command(*args, llm=flags, **kwargs)
+
+    wrapper.__signature__ = inspect.Signature([*own, *added])  # type: ignore[attr-defined]
+    return wrapper

@@ -181,10 +181,6 @@ class RecordingClient:
         assert self.inner is not None  # guaranteed by __init__ for every mode but replay
         return self.inner
 
-    def write_used_keys(self, path: str | Path) -> None:
-        """Write the keys this client used, one per line (the input of `recordings prune`)."""
-        atomic_write_text(path, "".join(f"{key}\n" for key in sorted(self.used_keys)))
-
     async def aclose(self) -> None:
         if self.inner is not None:
             await self.inner.aclose()

@@ -1,7 +1,7 @@
-"""LLM settings: one pydantic model read from a YAML file and merged with CLI overrides.
+"""One model role's LLM settings (endpoint, generation, retries), and reading a settings file.
 
 The settings name the environment variable that holds the API key (`api_key_env`), never the key.
-`build_client(settings)` (in llm.py) turns them into a ChatClient.
+`run/config.py` resolves them from flags, files and suites; `llm/clients.py` turns them into a ChatClient.
 """
 
 from __future__ import annotations
@@ -61,12 +61,6 @@ class LLMSettings(BaseModel):
         return self
 
     @classmethod
-    def from_file(cls, path: str | Path, **overrides: Any) -> LLMSettings:
-        """Read a YAML (or JSON) settings file; non-None `overrides` (CLI flags) win."""
-        data = read_settings_file(path)
-        return cls.from_mapping({**data, **_present(overrides)}, source=path)
-
-    @classmethod
     def from_mapping(cls, data: dict[str, Any], source: str | Path | None = None) -> LLMSettings:
         try:
             return cls.model_validate(data)
@@ -89,10 +83,21 @@ class LLMSettings(BaseModel):
         )
 
 
-def resolve_settings(config: str | Path | None, **overrides: Any) -> LLMSettings:
-    """Settings from an optional config file plus CLI overrides (None means "not given")."""
-    data = read_settings_file(config) if config is not None else {}
-    return LLMSettings.from_mapping({**data, **_present(overrides)}, source=config)
+GENERATION_FIELDS = ("model", "temperature", "seed", "max_tokens", "structured_output", "max_reasks", "base_url")
+
+
+def generation_summary(settings: LLMSettings) -> dict[str, Any]:
+    """The settings that shape an answer (what a transcript records; never the API key)."""
+    return settings.model_dump(mode="json", include=set(GENERATION_FIELDS))
+
+
+def sample_options(settings: LLMSettings, sample: int) -> ChatOptions:
+    """Options for sample `sample`: its own replay key, and its own seed so repeated samples
+    are independent draws rather than copies of sample 0."""
+    options = settings.chat_options(sample_index=sample)
+    if options.seed is None:
+        return options
+    return options.model_copy(update={"seed": options.seed + sample})
 
 
 def read_settings_file(path: str | Path) -> dict[str, Any]:

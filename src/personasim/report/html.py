@@ -105,7 +105,8 @@ def run_meta(run: RunData) -> dict[str, Any]:
         "statuses": dict(sorted(statuses.items())), "unit_errors": m.unit_errors,
         "usage": m.usage, "cost_usd": m.cost_usd,
         "settings": {k: m.settings[k] for k in SETTINGS_SHOWN if k in m.settings},
-        "judge_models": sorted({str(v) for v in frame["model"].dropna().unique()}),
+        "judge_model": m.judge_model or m.model,
+        "judge_settings": {k: m.judge_settings[k] for k in SETTINGS_SHOWN if k in m.judge_settings},
         "distinct_prompt_hashes": int(frame["prompt_hash"].nunique()),
         "health": health_view(run),
     }  # fmt: skip

@@ -1,8 +1,9 @@
-"""Run a suite: every persona x module version x sample is one unit (simulate, then grade).
+"""Run the plan: every persona x module version x sample is one unit (simulate, then grade).
 
-Units run concurrently (the client's own limit bounds calls in flight), or one after another
-with `sequential=True`: a local llama.cpp server keeps one evaluated prefix, so each
-conversation and its grading run to the end before the next starts.
+The learner's client simulates and the judge's client grades (`RoleClients`). Units run
+concurrently (the clients' own limits bound calls in flight), or one after another with
+`sequential=True`: a local llama.cpp server keeps one evaluated prefix, so each conversation and
+its grading run to the end before the next starts.
 
 Nothing finished is lost on Ctrl-C or a crash: a unit's transcript and grades are written before
 its record is appended to `units.jsonl`. `resume` skips units finished with the same config
@@ -22,8 +23,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pydantic import BaseModel, ConfigDict, Field
-
 from personasim import __version__
 from personasim.analysis.health import assess_health, health_to_dict
 from personasim.analysis.results import (
@@ -33,8 +32,8 @@ from personasim.analysis.results import (
     load_unit,
     read_manifest,
     results_frame,
+    run_cost,
     save_grades,
-    total_cost,
     usage_totals,
     utc_now,
     write_manifest,
@@ -42,69 +41,33 @@ from personasim.analysis.results import (
 )
 from personasim.errors import InputError
 from personasim.grading.grade import gather_cancelling, grade_transcript
-from personasim.hashing import canonical_json, content_hash
-from personasim.inputs.criteria import Criterion, derive_criteria
+from personasim.inputs.criteria import Criterion
 from personasim.inputs.module import LearningModule
 from personasim.inputs.persona import Persona
 from personasim.llm.costs import PriceTable
-from personasim.llm.settings import LLMSettings
-from personasim.llm.types import ChatClient, LLMError
+from personasim.llm.roles import ModelRoles, RoleClients
+from personasim.llm.settings import generation_summary
+from personasim.llm.types import LLMError
 from personasim.prompts import Prompts
+from personasim.records.identity import module_fingerprint, persona_fingerprint
 from personasim.records.transcript import Transcript, load_transcript, save_transcript
-from personasim.run.simulate import (
-    History,
-    generation_summary,
-    module_fingerprint,
-    persona_fingerprint,
-    simulate_unit,
-    unit_id_for,
-)
+from personasim.run.config import RunConfig
+from personasim.run.plan import Unit, plan_units
+from personasim.run.simulate import simulate_unit
 from personasim.run.state import (
     UnitRecord,
     append_unit_record,
     check_run_id,
-    fork_run,
     read_inputs,
     read_unit_records,
-    run_defaults,
+    update_run_config,
     write_inputs,
 )
-
-__all__ = [
-    "RunConfig", "RunOutcome", "RunProgress", "Unit", "UnitRecord", "append_unit_record", "finalize", "fork_run",
-    "new_run_id", "plan_units", "read_unit_records", "regrade", "run", "run_defaults",
-]  # fmt: skip
 
 if TYPE_CHECKING:
     import pandas as pd
 
-logger = logging.getLogger("personasim.run.runner")
-
-
-class RunConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    run_id: str
-    out_dir: Path = Path("results")
-    samples: int = Field(default=1, ge=1)
-    judge_samples: int = Field(default=1, ge=1)
-    sequential: bool = False
-    history: History = "full"
-    resume: bool = False
-
-    @property
-    def run_dir(self) -> Path:
-        return self.out_dir / self.run_id
-
-
-@dataclass
-class Unit:
-    persona: Persona
-    module: LearningModule
-    sample: int
-    criteria: list[Criterion]
-    unit_id: str
-    config_hash: str
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -132,55 +95,13 @@ def new_run_id() -> str:
     return datetime.now(UTC).strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(2)
 
 
-# --------------------------------------------------------------------------- plan
-
-
-def config_hash(persona: Persona, module: LearningModule, sample: int, criteria: list[Criterion],
-                judge_samples: int, settings: LLMSettings, prompts: Prompts, history: History = "full") -> str:  # fmt: skip
-    """Everything that shapes a unit's transcript and grades; a change means the unit is redone."""
-    return content_hash(canonical_json({
-        "persona": persona_fingerprint(persona),
-        "module": module_fingerprint(module),
-        "sample": sample,
-        "criteria": [c.model_dump(mode="json") for c in criteria],
-        "judge_samples": judge_samples,
-        "history": history,
-        # Not base_url: the same model behind another address (a new port) answers the same.
-        "generation": {k: v for k, v in generation_summary(settings).items() if k != "base_url"},
-        "prompts": prompts.template_hashes(),
-    }))  # fmt: skip
-
-
-def plan_units(personas: list[Persona], modules: list[LearningModule], samples: int, judge_samples: int,
-               settings: LLMSettings, prompts: Prompts, history: History = "full") -> list[Unit]:  # fmt: skip
-    _check_unique([p.id for p in personas], "persona id")
-    _check_unique([m.ref for m in modules], "module version")
-    units = []
-    for persona in personas:
-        for module in modules:
-            criteria = derive_criteria(persona, module)
-            for sample in range(samples):
-                digest = config_hash(persona, module, sample, criteria, judge_samples, settings, prompts, history)
-                units.append(Unit(persona, module, sample, criteria, unit_id_for(persona, module, sample), digest))
-    return units
-
-
-def _check_unique(names: list[str], what: str) -> None:
-    dupes = sorted({n for n in names if names.count(n) > 1})
-    if dupes:
-        raise InputError(None, None, f"duplicate {what}: {', '.join(dupes)}")
-
-
-# --------------------------------------------------------------------------- run
-
-
 UnitWork = Callable[["_Context", Unit], Awaitable[UnitRecord]]
 
 
 @dataclass
 class _Context:
-    client: ChatClient
-    settings: LLMSettings
+    clients: RoleClients
+    roles: ModelRoles
     prompts: Prompts
     config: RunConfig
     paths: RunPaths
@@ -209,9 +130,16 @@ async def _append_record(ctx: _Context, record: UnitRecord) -> None:
 
 async def _do_unit(ctx: _Context, unit: Unit) -> UnitRecord:
     try:
-        transcript = await simulate_unit(ctx.client, unit.persona, unit.module, unit.sample, ctx.settings,
-                                         ctx.prompts, run_id=ctx.config.run_id,
-                                         history=ctx.config.history)  # fmt: skip
+        transcript = await simulate_unit(
+            ctx.clients.learner,
+            unit.persona,
+            unit.module,
+            unit.sample,
+            ctx.roles.learner,
+            ctx.prompts,
+            run_id=ctx.config.run_id,
+            history=ctx.config.history,
+        )
         await _off_loop(save_transcript, transcript, ctx.paths.transcript(unit.unit_id))
         if transcript.status == "finished":
             await _grade_unit(ctx, transcript, unit.persona, unit.module, unit.criteria)
@@ -221,22 +149,37 @@ async def _do_unit(ctx: _Context, unit: Unit) -> UnitRecord:
     except Exception as exc:  # a bug in one unit must not take the finished ones down with it
         logger.exception("unit %s crashed", unit.unit_id)
         status, error = "failed", f"{type(exc).__name__}: {exc}"
+    return await _record(ctx, unit, status, error)
+
+
+async def _record(ctx: _Context, unit: Unit, status: str, error: str | None) -> UnitRecord:
     record = UnitRecord(unit_id=unit.unit_id, status=status, config_hash=unit.config_hash, error=error, at=utc_now())
     await _append_record(ctx, record)
     ctx.progress.unit_done(record)
     return record
 
 
-async def _grade_unit(ctx: _Context, transcript: Transcript, persona: Persona, module: LearningModule,
-                      criteria: list[Criterion]) -> None:  # fmt: skip
+async def _grade_unit(
+    ctx: _Context, transcript: Transcript, persona: Persona, module: LearningModule, criteria: list[Criterion]
+) -> None:
     grades = await grade_transcript(
-        ctx.client, transcript, persona, module, criteria, ctx.config.judge_samples,
-        settings=ctx.settings, prompts=ctx.prompts, concurrent=not ctx.config.sequential,
-    )  # fmt: skip
+        ctx.clients.judge,
+        transcript,
+        persona,
+        module,
+        criteria,
+        ctx.config.judge_samples,
+        settings=ctx.roles.judge,
+        prompts=ctx.prompts,
+        concurrent=not ctx.config.sequential,
+    )
     grade_file = GradeFile(
-        unit_id=transcript.unit_id, prompt_hashes=ctx.prompts.template_hashes(),
-        judge=generation_summary(ctx.settings), judge_samples=ctx.config.judge_samples, grades=grades,
-    )  # fmt: skip
+        unit_id=transcript.unit_id,
+        prompt_hashes=ctx.prompts.template_hashes(),
+        judge=generation_summary(ctx.roles.judge),
+        judge_samples=ctx.config.judge_samples,
+        grades=grades,
+    )
     await _off_loop(save_grades, ctx.paths.grades(transcript.unit_id), grade_file)
     ctx.saved[transcript.unit_id] = (transcript, grade_file)
 
@@ -257,7 +200,8 @@ def _prepare(
             raise InputError(
                 paths.root,
                 None,
-                "nothing to resume here (no units.jsonl: the run stopped before its first unit); start it again without --resume",
+                "nothing to resume here (no units.jsonl: the run stopped before its first unit); "
+                "start it again without --resume",
             )
         if not personas or not modules:
             snap_personas, snap_modules = read_inputs(paths)
@@ -271,22 +215,31 @@ def _prepare(
     return paths, personas, modules
 
 
-async def run(client: ChatClient, personas: list[Persona], modules: list[LearningModule], *, settings: LLMSettings,
-              prompts: Prompts, config: RunConfig, prices: PriceTable | None = None,
-              progress: RunProgress | None = None) -> RunOutcome:  # fmt: skip
+async def run(
+    clients: RoleClients,
+    personas: list[Persona],
+    modules: list[LearningModule],
+    *,
+    roles: ModelRoles,
+    prompts: Prompts,
+    config: RunConfig,
+    prices: PriceTable | None = None,
+    progress: RunProgress | None = None,
+) -> RunOutcome:
     """Simulate and grade every unit not already finished, then rebuild the results table."""
     paths, personas, modules = _prepare(config, personas, modules)
-    units = plan_units(personas, modules, config.samples, config.judge_samples, settings, prompts, config.history)
+    units = plan_units(personas, modules, config.samples, config.judge_samples, roles, prompts, config.history)
     done = read_unit_records(paths.units) if config.resume else {}
     todo = [u for u in units if not _finished(paths, done.get(u.unit_id), u)]
-    ctx = _Context(client, settings, prompts, config, paths, progress or RunProgress())
+    ctx = _Context(clients, roles, prompts, config, paths, progress or RunProgress())
     ctx.progress.planned(len(todo), len(units) - len(todo))
     paths.root.mkdir(parents=True, exist_ok=True)
-    write_inputs(paths, personas, modules, config.model_dump(mode="json"), settings)
+    write_inputs(paths, personas, modules, config, roles)
     started, clock = utc_now(), time.perf_counter()
     records = await _run_all(ctx, todo, _do_unit)
-    outcome = finalize(paths, units, settings, prompts, config, prices, started, time.perf_counter() - clock,
-                       saved=ctx.saved)  # fmt: skip
+    outcome = finalize(
+        paths, units, roles, prompts, config, prices, started, time.perf_counter() - clock, saved=ctx.saved
+    )
     outcome.skipped, outcome.records = len(units) - len(todo), records
     return outcome
 
@@ -301,10 +254,18 @@ def _finished(paths: RunPaths, record: UnitRecord | None, unit: Unit) -> bool:
     )
 
 
-def finalize(paths: RunPaths, units: list[Unit], settings: LLMSettings, prompts: Prompts, config: RunConfig,
-             prices: PriceTable | None, started: str, duration_s: float,
-             regraded_at: str | None = None,
-             saved: Mapping[str, tuple[Transcript, GradeFile]] | None = None) -> RunOutcome:  # fmt: skip
+def finalize(
+    paths: RunPaths,
+    units: list[Unit],
+    roles: ModelRoles,
+    prompts: Prompts,
+    config: RunConfig,
+    prices: PriceTable | None,
+    started: str,
+    duration_s: float,
+    regraded_at: str | None = None,
+    saved: Mapping[str, tuple[Transcript, GradeFile]] | None = None,
+) -> RunOutcome:
     """Rebuild the results table and manifest from the per-unit files, in plan order (`saved`:
     what this process wrote to those files, so it is not read back)."""
     records = read_unit_records(paths.units)
@@ -322,47 +283,72 @@ def finalize(paths: RunPaths, units: list[Unit], settings: LLMSettings, prompts:
     write_results(paths.root, frame)
     totals = usage_totals(loaded)
     manifest = Manifest(
-        run_id=config.run_id, package_version=__version__, model=settings.model, seed=settings.seed,
-        settings=settings.model_dump(mode="json"), samples=config.samples, judge_samples=config.judge_samples,
-        sequential=config.sequential, history=config.history,
+        run_id=config.run_id,
+        package_version=__version__,
+        model=roles.learner.model,
+        judge_model=roles.judge.model,
+        seed=roles.learner.seed,
+        settings=roles.learner.model_dump(mode="json"),
+        judge_settings=roles.judge.model_dump(mode="json"),
+        samples=config.samples,
+        judge_samples=config.judge_samples,
+        sequential=bool(config.sequential),
+        history=config.history,
+        backend=config.backend,
+        prompts_dir=str(prompts.directory),
         personas={u.persona.id: persona_fingerprint(u.persona) for u in units},
         modules={u.module.ref: module_fingerprint(u.module) for u in units},
-        prompt_hashes=prompts.template_hashes(), started_at=started, finished_at=utc_now(),
-        duration_s=round(duration_s, 3), units=statuses, unit_errors=errors,
+        prompt_hashes=prompts.template_hashes(),
+        started_at=started,
+        finished_at=utc_now(),
+        duration_s=round(duration_s, 3),
+        units=statuses,
+        unit_errors=errors,
         usage={k: v.model_dump() for k, v in totals.items()},
-        cost_usd=total_cost(settings.model, totals, prices), rows=len(frame), regraded_at=regraded_at,
+        cost_usd=run_cost(roles.learner.model, roles.judge.model, totals, prices),
+        rows=len(frame),
+        regraded_at=regraded_at,
         health=health_to_dict(assess_health([transcript for transcript, _ in loaded], frame)),
-    )  # fmt: skip
+    )
     write_manifest(paths.root, manifest)
     return RunOutcome(paths.root, frame, manifest)
 
 
-# --------------------------------------------------------------------------- regrade
-
-
-async def regrade(run_dir: str | Path, client: ChatClient, *, settings: LLMSettings, prompts: Prompts,
-                  judge_samples: int | None = None, sequential: bool | None = None,
-                  prices: PriceTable | None = None, progress: RunProgress | None = None) -> RunOutcome:  # fmt: skip
-    """Grade the run's saved transcripts again (current criteria, judge and templates); no simulation."""
+async def regrade(
+    run_dir: str | Path,
+    clients: RoleClients,
+    *,
+    roles: ModelRoles,
+    prompts: Prompts,
+    config: RunConfig,
+    prices: PriceTable | None = None,
+    progress: RunProgress | None = None,
+) -> RunOutcome:
+    """Grade the run's saved transcripts again (current criteria, judge and templates); no simulation.
+    `config` is the run's own configuration with what this re-grade changes (judge, judge samples)."""
     paths = RunPaths(run_dir)
     personas, modules = read_inputs(paths)
-    run_params, _ = run_defaults(paths.root)
     started = read_manifest(paths.root).started_at if paths.manifest.is_file() else utc_now()
-    config = RunConfig(
-        run_id=paths.root.name, out_dir=paths.root.parent, samples=run_params.get("samples", 1),
-        judge_samples=judge_samples or run_params.get("judge_samples", 1),
-        sequential=run_params.get("sequential", False) if sequential is None else sequential,
-        history=run_params.get("history", "full"),
-    )  # fmt: skip
-    units = plan_units(personas, modules, config.samples, config.judge_samples, settings, prompts, config.history)
+    units = plan_units(personas, modules, config.samples, config.judge_samples, roles, prompts, config.history)
     records = read_unit_records(paths.units)
     todo = [u for u in units if records.get(u.unit_id) and records[u.unit_id].status == "finished"]
-    ctx = _Context(client, settings, prompts, config, paths, progress or RunProgress())
+    ctx = _Context(clients, roles, prompts, config, paths, progress or RunProgress())
     ctx.progress.planned(len(todo), len(units) - len(todo))
+    update_run_config(paths, config, roles)
     clock = time.perf_counter()
     await _run_all(ctx, todo, _regrade_unit)
-    return finalize(paths, units, settings, prompts, config, prices, started, time.perf_counter() - clock,
-                    regraded_at=utc_now(), saved=ctx.saved)  # fmt: skip
+    return finalize(
+        paths,
+        units,
+        roles,
+        prompts,
+        config,
+        prices,
+        started,
+        time.perf_counter() - clock,
+        regraded_at=utc_now(),
+        saved=ctx.saved,
+    )
 
 
 async def _regrade_unit(ctx: _Context, unit: Unit) -> UnitRecord:
@@ -372,7 +358,4 @@ async def _regrade_unit(ctx: _Context, unit: Unit) -> UnitRecord:
         status, error = "finished", None
     except LLMError as exc:
         status, error = "failed", f"{type(exc).__name__}: {exc}"
-    record = UnitRecord(unit_id=unit.unit_id, status=status, config_hash=unit.config_hash, error=error, at=utc_now())
-    await _append_record(ctx, record)
-    ctx.progress.unit_done(record)
-    return record
+    return await _record(ctx, unit, status, error)

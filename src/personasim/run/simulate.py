@@ -11,47 +11,18 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any
 
-from personasim.hashing import canonical_json, content_hash
 from personasim.inputs.module import LearningModule
 from personasim.inputs.persona import Persona
-from personasim.llm.settings import LLMSettings
+from personasim.llm.settings import LLMSettings, generation_summary, sample_options
 from personasim.llm.structured import complete_structured
 from personasim.llm.types import ChatClient, ChatOptions, Completion, LLMError
 from personasim.prompts import Prompts
+from personasim.records.identity import module_fingerprint, persona_fingerprint, unit_id_for
 from personasim.records.transcript import EndReflection, ReflectionTurn, StepReaction, Transcript, Turn
 from personasim.records.usage import Usage
-
-History = Literal["full", "recap"]
-GENERATION_FIELDS = ("model", "temperature", "seed", "max_tokens", "structured_output", "max_reasks", "base_url")
-
-
-def generation_summary(settings: LLMSettings) -> dict[str, Any]:
-    """The settings that shape an answer (what a transcript records; never the API key)."""
-    return settings.model_dump(mode="json", include=set(GENERATION_FIELDS))
-
-
-def sample_options(settings: LLMSettings, sample: int) -> ChatOptions:
-    """Options for sample `sample`: its own replay key, and its own seed so repeated samples
-    are independent draws rather than copies of sample 0."""
-    options = settings.chat_options(sample_index=sample)
-    if options.seed is None:
-        return options
-    return options.model_copy(update={"seed": options.seed + sample})
-
-
-def persona_fingerprint(persona: Persona) -> str:
-    return persona.content_hash or content_hash(canonical_json(persona.model_dump(mode="json")))
-
-
-def module_fingerprint(module: LearningModule) -> str:
-    return module.content_hash or content_hash(canonical_json(module.model_dump(mode="json")))
-
-
-def unit_id_for(persona: Persona, module: LearningModule, sample: int) -> str:
-    raw = f"{persona.id}__{module.id}@{module.version}__s{sample}"
-    return "".join(c if c.isalnum() or c in "._@-" else "-" for c in raw)
+from personasim.run.config import History
 
 
 def _call_fields(user_prompt: str, completion: Completion) -> dict[str, Any]:

@@ -21,13 +21,13 @@ from personasim.errors import InputError
 from personasim.fileio import atomic_write_text, current_umask
 from personasim.inputs.module import LearningModule
 from personasim.inputs.persona import Persona
-from personasim.llm.settings import LLMSettings
+from personasim.llm.roles import ModelRoles
 from personasim.records.transcript import load_transcript, save_transcript
+from personasim.run.config import RunConfig
 
 logger = logging.getLogger("personasim.run.state")
-INPUTS_VERSION = 1
+INPUTS_VERSION = 2  # 2: the whole RunConfig (both model roles, history, prompts, backend)
 RUN_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-RUN_PARAMS = ("samples", "judge_samples", "sequential")
 
 
 class UnitRecord(BaseModel):
@@ -80,16 +80,32 @@ def append_unit_record(path: str | Path, record: UnitRecord) -> None:
 # --------------------------------------------------------------------------- inputs snapshot
 
 
-def write_inputs(paths: RunPaths, personas: list[Persona], modules: list[LearningModule], run_params: dict[str, Any],
-                 settings: LLMSettings) -> None:  # fmt: skip
-    """What a resume or a re-grade needs to repeat this run without being told again."""
+def write_inputs(
+    paths: RunPaths, personas: list[Persona], modules: list[LearningModule], config: RunConfig, roles: ModelRoles
+) -> None:
+    """What a resume or a re-grade needs to repeat this run without being told again: the whole
+    run configuration, the roles as they ran (for reading only: a resume re-resolves them), and
+    the inputs themselves."""
     data = {
         "version": INPUTS_VERSION,
-        "run": {k: run_params[k] for k in RUN_PARAMS},
-        "settings": settings.model_dump(mode="json"),
+        "config": config.model_dump(mode="json"),
+        "roles": {role: getattr(roles, role).model_dump(mode="json") for role in ("learner", "judge")},
         "personas": [p.model_dump(mode="json") for p in personas],
         "modules": [m.model_dump(mode="json") for m in modules],
     }
+    atomic_write_text(paths.inputs, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+
+
+def update_run_config(paths: RunPaths, config: RunConfig, roles: ModelRoles) -> None:
+    """After a re-grade: the run's configuration now names the judge (and judge samples) it was
+    graded with; the inputs and anything else in the snapshot (`forked_from`) stay."""
+    data = _read_inputs_file(paths)
+    data |= {
+        "version": INPUTS_VERSION,
+        "config": config.model_dump(mode="json"),
+        "roles": {role: getattr(roles, role).model_dump(mode="json") for role in ("learner", "judge")},
+    }
+    data.pop("run", None), data.pop("settings", None)  # a version 1 snapshot's settings are now in config
     atomic_write_text(paths.inputs, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
 
 
@@ -100,7 +116,7 @@ def _read_inputs_file(paths: RunPaths) -> dict[str, Any]:
         raise InputError(paths.inputs, None, "no inputs snapshot: not a run folder") from exc
     except ValueError as exc:
         raise InputError(paths.inputs, None, f"unreadable inputs snapshot: {exc}") from exc
-    if not isinstance(data, dict) or data.get("version") != INPUTS_VERSION:
+    if not isinstance(data, dict) or data.get("version") not in (1, INPUTS_VERSION):
         raise InputError(paths.inputs, None, "not an inputs snapshot this personasim reads")
     return data
 
@@ -116,10 +132,20 @@ def read_inputs(paths: RunPaths) -> tuple[list[Persona], list[LearningModule]]:
         raise InputError(paths.inputs, None, f"unreadable inputs snapshot: {exc}") from exc
 
 
-def run_defaults(run_dir: str | Path) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The run's parameters (samples, judge_samples, sequential) and LLM settings, as run."""
-    data = _read_inputs_file(RunPaths(run_dir))
-    return dict(data.get("run", {})), dict(data.get("settings", {}))
+def read_run_config(run_dir: str | Path) -> RunConfig:
+    """The configuration the run was made with (version 1 folders: samples, judge_samples,
+    sequential and one settings block, which both roles then share)."""
+    paths = RunPaths(run_dir)
+    data = _read_inputs_file(paths)
+    if data["version"] == 1:
+        old = data.get("run", {})
+        raw = {"run_id": paths.root.name, "out_dir": str(paths.root.parent), **old, "learner": data.get("settings", {})}
+    else:
+        raw = {**data.get("config", {}), "run_id": paths.root.name, "out_dir": str(paths.root.parent)}
+    try:
+        return RunConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise InputError(paths.inputs, None, f"unreadable run configuration: {exc.errors()[0]['msg']}") from exc
 
 
 # --------------------------------------------------------------------------- forks

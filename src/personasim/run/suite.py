@@ -6,12 +6,8 @@ that turn a results table into a pass/fail verdict for CI. Paths are relative to
 
 from __future__ import annotations
 
-import asyncio
 import glob
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -27,13 +23,9 @@ from personasim.inputs.module import LearningModule
 from personasim.inputs.module_loader import load_modules
 from personasim.inputs.persona import Persona
 from personasim.inputs.persona_parser import load_personas, select_persona
-from personasim.llm.backend import open_backend, parse_backend
-from personasim.llm.clients import build_client
-from personasim.llm.local import get_model
+from personasim.llm.roles import ModelRoles
 from personasim.llm.settings import LLMSettings
-from personasim.llm.types import ChatClient
 from personasim.prompts import Prompts
-from personasim.run.runner import RunConfig, RunOutcome, RunProgress, run
 
 
 class Thresholds(BaseModel):
@@ -64,7 +56,11 @@ class Suite(BaseModel):
     samples: int = Field(default=1, ge=1)
     judge_samples: int = Field(default=1, ge=1)
     backend: str = Field(default="openai", description="'openai' (any compatible endpoint) or 'local[:MODEL]'")
-    llm: dict[str, Any] = Field(default_factory=dict, description="LLMSettings fields")
+    llm: dict[str, Any] = Field(default_factory=dict, description="the learner's LLMSettings fields")
+    judge: dict[str, Any] = Field(
+        default_factory=dict, description="what the judge sets differently from the learner (LLMSettings fields)"
+    )
+    prompts: str | None = Field(default=None, description="prompt templates folder (default: the packaged ones)")
     recordings: str | None = None
     mode: Literal["live", "record", "replay", "auto"] = "replay"
     history: Literal["full", "recap"] = "full"
@@ -89,18 +85,6 @@ class Suite(BaseModel):
 
     def recordings_dir(self) -> Path | None:
         return (self.root / self.recordings) if self.recordings else None
-
-    def settings(self, backend: str | None = None, **overrides: Any) -> LLMSettings:
-        """The suite's LLM settings, its recordings folder and mode, then non-None overrides (CLI flags).
-        A local backend names the model itself."""
-        base = {"mode": self.mode, **self.llm}
-        if self.recordings:
-            base["recordings_dir"] = str(self.recordings_dir())
-        kind, local_name = parse_backend(backend or self.backend)
-        if kind == "local" and "model" not in base:
-            base["model"] = get_model(local_name).name
-        given = {k: v for k, v in overrides.items() if v is not None}
-        return LLMSettings.from_mapping({**base, **given}, source=self.path)
 
     def load_personas(self, only: list[str] | None = None) -> list[Persona]:
         """The suite's personas: those named by `only` (the CLI's --persona), else by `persona_ids`,
@@ -189,71 +173,24 @@ def _misses_for_version(rows: pd.DataFrame, t: Thresholds) -> list[str]:
     return misses
 
 
-@dataclass
-class SuiteRun:
-    """A suite's run plan, resolved: settings (after the backend), inputs and run parameters."""
-
-    suite: Suite
-    settings: LLMSettings
-    personas: list[Persona]
-    modules: list[LearningModule]
-    backend: str
-    backend_info: dict[str, Any]
-    sequential: bool
-
-
-@contextmanager
-def open_suite_run(suite: Suite, *, backend: str | None = None, only_personas: list[str] | None = None,
-                   **overrides: Any) -> Iterator[SuiteRun]:  # fmt: skip
-    """Resolve the suite's inputs and start its backend (a local server, if asked) for the run."""
-    backend = backend or suite.backend
-    personas, modules = suite.load_personas(only_personas), suite.load_modules()
-    with open_backend(backend, suite.settings(backend, **overrides), n_ctx=suite.n_ctx) as opened:
-        yield SuiteRun(suite, opened.settings, personas, modules, backend, opened.description, opened.sequential)
-
-
-async def run_suite(plan: SuiteRun, client: ChatClient, *, out_dir: Path, run_id: str, resume: bool = False,
-                    progress: RunProgress | None = None, prompts: Prompts | None = None) -> RunOutcome:  # fmt: skip
-    config = RunConfig(
-        run_id=run_id, out_dir=out_dir, resume=resume, samples=plan.suite.samples,
-        judge_samples=plan.suite.judge_samples, sequential=plan.sequential, history=plan.suite.history,
-    )  # fmt: skip
-    return await run(client, plan.personas, plan.modules, settings=plan.settings, prompts=prompts or Prompts(),
-                     config=config, progress=progress)  # fmt: skip
-
-
-def evaluate_suite(path: str | Path, out_dir: Path, run_id: str, **overrides: Any) -> tuple[RunOutcome, list[str]]:
-    """Run a suite (replay by default) and check its thresholds: (outcome, the thresholds missed)."""
-    suite = load_suite(path)
-
-    async def main(plan: SuiteRun) -> RunOutcome:
-        client = build_client(plan.settings)
-        try:
-            return await run_suite(plan, client, out_dir=out_dir, run_id=run_id)
-        finally:
-            await client.aclose()
-
-    with open_suite_run(suite, **overrides) as plan:
-        check_recordings_current(plan, Prompts())
-        outcome = asyncio.run(main(plan))
-    return outcome, check_thresholds(outcome.frame, suite.thresholds, failed_units=len(outcome.failed))
-
-
 RECORDED_WITH = "recorded_with.json"
 _MACHINE_SPECIFIC = ("model_path", "startup_s", "base_url")  # not what produced the answers
 
 
-def write_recorded_with(plan: SuiteRun, prompts: Prompts) -> Path | None:
-    """After a recording run, note next to the recordings what produced them (model file, settings,
-    prompt template hashes), so a replay can tell stale recordings from missing ones."""
-    directory = plan.settings.recordings_dir
+def write_recorded_with(roles: ModelRoles, backend_info: dict[str, Any], history: str, prompts: Prompts,
+                        suite_name: str) -> Path | None:  # fmt: skip
+    """After a recording run, note next to the recordings what produced them (model file, both
+    roles' settings, prompt template hashes), so a replay can tell stale recordings from missing ones."""
+    directory = roles.learner.recordings_dir
     if directory is None:
         return None
+    machine_free = {"base_url", "recordings_dir", "price_table"}
     record = {
-        "suite": plan.suite.name,
-        "backend": {k: v for k, v in plan.backend_info.items() if k not in _MACHINE_SPECIFIC},
-        "settings": plan.settings.model_dump(mode="json", exclude={"base_url", "recordings_dir", "price_table"}),
-        "history": plan.suite.history,
+        "suite": suite_name,
+        "backend": {k: v for k, v in backend_info.items() if k not in _MACHINE_SPECIFIC},
+        "settings": roles.learner.model_dump(mode="json", exclude=machine_free),
+        "judge_settings": roles.judge.model_dump(mode="json", exclude=machine_free),
+        "history": history,
         "prompt_hashes": prompts.template_hashes(),
         "package_version": __version__,
         "recorded_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -266,29 +203,34 @@ def write_recorded_with(plan: SuiteRun, prompts: Prompts) -> Path | None:
 _KEY_SETTINGS = ("model", "temperature", "seed", "max_tokens", "structured_output")  # they change replay keys
 
 
-def check_recordings_current(plan: SuiteRun, prompts: Prompts) -> None:
+def check_recordings_current(roles: ModelRoles, history: str, prompts: Prompts, suite_path: Path | str | None) -> None:
     """In replay mode, fail before any call when a prompt template or a setting that is part of the
-    replay key changed since the recordings were made: every request would miss."""
-    directory = plan.settings.recordings_dir
-    if plan.settings.mode != "replay" or directory is None or not (Path(directory) / RECORDED_WITH).is_file():
+    replay key (of either role) changed since the recordings were made: every request would miss."""
+    directory = roles.learner.recordings_dir
+    if roles.learner.mode != "replay" or directory is None or not (Path(directory) / RECORDED_WITH).is_file():
         return
     recorded = json.loads((Path(directory) / RECORDED_WITH).read_text(encoding="utf-8"))
     was, now = recorded.get("prompt_hashes", {}), prompts.template_hashes()
     changed = sorted(name for name in set(was) | set(now) if was.get(name) != now.get(name))
-    settings = plan.settings.model_dump(mode="json")
-    changed += [
-        f"{key} {recorded['settings'][key]!r} -> {settings[key]!r}"
-        for key in _KEY_SETTINGS
-        if key in recorded.get("settings", {}) and recorded["settings"][key] != settings[key]
-    ]
-    if recorded.get("history", plan.suite.history) != plan.suite.history:
-        changed.append(f"history {recorded['history']!r} -> {plan.suite.history!r}")
+    learner_was = recorded.get("settings", {})
+    changed += _changed_keys("", learner_was, roles.learner)
+    changed += _changed_keys("judge ", recorded.get("judge_settings", learner_was), roles.judge)
+    if recorded.get("history", history) != history:
+        changed.append(f"history {recorded['history']!r} -> {history!r}")
     if changed:
-        suite_path = plan.suite.path or "SUITE"
         raise InputError(
             Path(directory) / RECORDED_WITH, None,
             f"the recordings are stale: {', '.join(changed)} changed since they were recorded, so every "
-            f"replay key differs. Re-record them with: personasim run --suite {suite_path} --mode record "
+            f"replay key differs. Re-record them with: personasim run --suite {suite_path or 'SUITE'} --mode record "
             f"(then `personasim recordings prune {directory} --used results/<run>/used_keys.txt --delete` "
             "removes the old ones)",
         )  # fmt: skip
+
+
+def _changed_keys(role: str, recorded: dict[str, Any], settings: LLMSettings) -> list[str]:
+    now = settings.model_dump(mode="json")
+    return [
+        f"{role}{key} {recorded[key]!r} -> {now[key]!r}"
+        for key in _KEY_SETTINGS
+        if key in recorded and recorded[key] != now[key]
+    ]

@@ -1,0 +1,166 @@
+"""One path from a resolved RunConfig to results, shared by `run`, `grade`, `eval` and `--resume`:
+load the inputs, start the backend, build both roles' clients, run (or re-grade), note the
+recordings used, and stop everything again, also on errors.
+
+    config = resolve_run(Given(...), run_id=..., out_dir=...)
+    with open_run(config, personas=..., modules=...) as opened:
+        outcome = asyncio.run(execute(opened, progress))
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from personasim.fileio import atomic_write_text
+from personasim.inputs.module import LearningModule
+from personasim.inputs.module_loader import load_modules
+from personasim.inputs.persona import Persona
+from personasim.inputs.persona_parser import load_personas, select_persona
+from personasim.llm.backend import open_backend
+from personasim.llm.costs import PriceTable
+from personasim.llm.roles import ModelRoles, RoleClients, build_role_clients
+from personasim.prompts import Prompts
+from personasim.run.config import Given, RunConfig, resolve_run
+from personasim.run.runner import RunOutcome, RunProgress, regrade, run
+from personasim.run.suite import Suite, check_recordings_current, check_thresholds, load_suite, write_recorded_with
+
+USED_KEYS = "used_keys.txt"  # what `personasim recordings prune --used` reads
+
+
+@dataclass
+class OpenedRun:
+    """A run ready to go: its configuration (sequential decided), both roles after the backend
+    started, the inputs and the templates."""
+
+    config: RunConfig
+    roles: ModelRoles
+    personas: list[Persona]
+    modules: list[LearningModule]
+    prompts: Prompts
+    backend_info: dict[str, Any] = field(default_factory=dict)
+    suite: Suite | None = None
+
+    def prices(self) -> PriceTable | None:
+        table = self.roles.learner.price_table
+        return PriceTable.from_file(table) if table else None
+
+
+def select_personas(personas: list[Persona], only: list[str] | None, where: str) -> list[Persona]:
+    """The personas named by `only` (ids or numbers, e.g. `p17`), else all of them."""
+    if not only:
+        return personas
+    wanted = {select_persona(personas, ref, where).id for ref in only}
+    return [p for p in personas if p.id in wanted]
+
+
+def load_inputs(
+    suite: Suite | None,
+    persona_paths: list[Path] | None,
+    module_paths: list[Path] | None,
+    only: list[str] | None = None,
+) -> tuple[list[Persona], list[LearningModule]]:
+    """The personas and modules a command names (given paths win over the suite's); empty lists
+    when neither names them (a resume then uses the run's own snapshot)."""
+    if persona_paths:
+        personas = select_personas(load_personas(persona_paths), only, ", ".join(map(str, persona_paths)))
+    elif suite is not None:
+        personas = suite.load_personas(only)
+    else:
+        personas = []
+    modules = load_modules(module_paths) if module_paths else (suite.load_modules() if suite else [])
+    return personas, modules
+
+
+@contextmanager
+def open_run(
+    config: RunConfig,
+    personas: list[Persona],
+    modules: list[LearningModule],
+    suite: Suite | None = None,
+) -> Iterator[OpenedRun]:
+    """Start the run's backend (a local llama.cpp server, if asked) for as long as the block runs."""
+    prompts = Prompts(config.prompts_dir)
+    with open_backend(config.backend, config.learner_settings(), n_ctx=config.n_ctx) as backend:
+        sequential = backend.sequential if config.sequential is None else config.sequential
+        yield OpenedRun(
+            config=config.model_copy(update={"sequential": sequential}),
+            roles=config.roles(backend.settings),
+            personas=personas,
+            modules=modules,
+            prompts=prompts,
+            backend_info=backend.description,
+            suite=suite,
+        )
+
+
+async def execute(opened: OpenedRun, progress: RunProgress | None = None) -> RunOutcome:
+    """Simulate and grade: the whole run, with both roles' clients opened and closed here."""
+    if opened.suite is not None:
+        check_recordings_current(opened.roles, opened.config.history, opened.prompts, opened.suite.path)
+    clients = build_role_clients(opened.roles)
+    try:
+        return await run(
+            clients,
+            opened.personas,
+            opened.modules,
+            roles=opened.roles,
+            prompts=opened.prompts,
+            config=opened.config,
+            prices=opened.prices(),
+            progress=progress,
+        )
+    finally:
+        await _close(clients, opened.config.run_dir)
+
+
+async def execute_regrade(opened: OpenedRun, progress: RunProgress | None = None) -> RunOutcome:
+    """Grade the run's saved transcripts again with the judge role of `opened`."""
+    clients = build_role_clients(opened.roles)
+    try:
+        return await regrade(
+            opened.config.run_dir,
+            clients,
+            roles=opened.roles,
+            prompts=opened.prompts,
+            config=opened.config,
+            prices=opened.prices(),
+            progress=progress,
+        )
+    finally:
+        await _close(clients, opened.config.run_dir)
+
+
+async def _close(clients: RoleClients, run_dir: Path) -> None:
+    try:
+        if clients.recording_clients() and run_dir.is_dir():
+            atomic_write_text(run_dir / USED_KEYS, "".join(f"{key}\n" for key in sorted(clients.used_keys())))
+    finally:
+        await clients.aclose()
+
+
+def note_recordings(opened: OpenedRun, outcome: RunOutcome) -> Path | None:
+    """After a complete recording run of a whole suite, note what produced the recordings."""
+    suite = opened.suite
+    if suite is None or outcome.failed or opened.roles.learner.mode not in ("record", "auto"):
+        return None
+    if len(opened.personas) != len(suite.load_personas()):
+        return None
+    return write_recorded_with(opened.roles, opened.backend_info, opened.config.history, opened.prompts, suite.name)
+
+
+def evaluate_suite(path: str | Path, out_dir: Path, run_id: str, **given_run: Any) -> tuple[RunOutcome, list[str]]:
+    """Run a suite (replay by default) through the same path as `run`, then check its thresholds:
+    (outcome, the thresholds missed). `given_run`: `mode`, `backend` as flags would give them."""
+    import asyncio
+
+    suite = load_suite(path)
+    learner = {"mode": given_run.pop("mode", None)}
+    config = resolve_run(Given(learner=learner, run=given_run, suite=suite), run_id=run_id, out_dir=out_dir)
+    personas, modules = load_inputs(suite, None, None)
+    with open_run(config, personas, modules, suite=suite) as opened:
+        outcome = asyncio.run(execute(opened))
+    return outcome, check_thresholds(outcome.frame, suite.thresholds, failed_units=len(outcome.failed))
