@@ -6,6 +6,7 @@ import typer
 
 from personasim import __version__
 from personasim.cli import analysis as analysis_cli
+from personasim.cli import criteria as criteria_cli
 from personasim.cli import eval as eval_cli
 from personasim.cli import local as local_cli
 from personasim.cli import modules as modules_cli
@@ -25,7 +26,8 @@ app.add_typer(recordings_cli.app, name="recordings")
 app.add_typer(local_cli.app, name="local")
 app.add_typer(modules_cli.app, name="modules")
 analysis_cli.register(app)
-run_cmds.register(app)  # run, grade, criteria
+run_cmds.register(app)  # run, grade
+criteria_cli.register(app)
 eval_cli.register(app)
 
 
