@@ -8,6 +8,7 @@ from personasim import __version__
 from personasim.cli import analysis as analysis_cli
 from personasim.cli import criteria as criteria_cli
 from personasim.cli import eval as eval_cli
+from personasim.cli import gaps as gaps_cli
 from personasim.cli import local as local_cli
 from personasim.cli import modules as modules_cli
 from personasim.cli import personas as personas_cli
@@ -29,6 +30,7 @@ analysis_cli.register(app)
 run_cmds.register(app)  # run, grade
 criteria_cli.register(app)
 eval_cli.register(app)
+gaps_cli.register(app)
 
 
 def _version(value: bool) -> None:
