@@ -12,16 +12,8 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from personasim.analysis.compare import (
-    CompareError,
-    Comparison,
-    cluster_bootstrap_ci,
-    compare,
-    compare_versions,
-    pair_rows,
-    paired_dz,
-    sign_flip_test,
-)
+from personasim.analysis.compare import CompareError, Comparison, compare, compare_versions, pair_rows
+from personasim.analysis.compare_stats import cluster_bootstrap_ci, paired_dz, sign_flip_test
 from personasim.cli import app
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -121,11 +113,14 @@ def test_cluster_bootstrap_keeps_a_personas_rows_together() -> None:
     assert min(effects) <= low < high <= max(effects)  # a resample's mean is a mix of persona means
 
 
-def test_cluster_bootstrap_weights_rows_not_personas() -> None:
-    # One persona with 3 rows of 1.0, another with 1 row of 0.0: the pooled mean is 0.75, and
-    # resamples can only give 1.0, 0.75 or 0.0.
-    low, high = cluster_bootstrap_ci(np.array([1.0, 1.0, 1.0, 0.0]), np.array(["a", "a", "a", "b"]), seed=0)
+def test_cluster_bootstrap_weights_clusters_or_rows() -> None:
+    # One persona with 3 rows of 1.0, another with 1 row of 0.0. Row weighting: the pooled mean is
+    # 0.75, and resamples give 1.0, 0.75 or 0.0; cluster weighting: resamples give 1.0, 0.5 or 0.0.
+    values, clusters = np.array([1.0, 1.0, 1.0, 0.0]), np.array(["a", "a", "a", "b"])
+    low, high = cluster_bootstrap_ci(values, clusters, seed=0, weighting="row")
     assert low == 0.0 and high == 1.0
+    low, high = cluster_bootstrap_ci(values, clusters, seed=0, confidence=0.4)
+    assert low == high == 0.5  # the middle 40% of resamples: half of them mix the two clusters
     assert cluster_bootstrap_ci(np.array([1.0, 2.0]), np.array(["a", "a"])) is None
 
 
@@ -193,6 +188,8 @@ def test_json_and_markdown_outputs() -> None:
     md = result.to_markdown("criterion")
     assert md.count("\n| criterion |") == 6 * len(LENS_OF)
     assert "| overall | all |" in md and "worse (small n)" in md and "Only 6 personas" in md
+    assert "weighs each persona (overall, lens) or conversation (criterion, persona) the same" in md
+    assert "flagged when the interval excludes 0 and p < 0.05" in md
     assert all(line.count(" | ") == 10 for line in md.splitlines() if line.startswith("| "))
     with pytest.raises(CompareError, match="unknown level"):
         result.by("sample")
@@ -223,3 +220,88 @@ def test_cli_compare_two_runs_and_errors(tmp_path: Path) -> None:
     assert one.exit_code == 1 and "module versions v1" in one.output
     missing = runner.invoke(app, ["compare", str(tmp_path / "nope")])
     assert missing.exit_code == 1 and "not a run folder" in missing.output
+
+
+# --------------------------------------------------------------------------- issue 21: flag rule and weighting
+
+
+def diffs(per_cluster: dict[str, list[float]], key: str = "persona") -> pd.DataFrame:
+    """Paired-ready sides A and B: A scores 0.5 everywhere, B = 0.5 + the given differences.
+
+    key="persona": one row per difference, persona by persona (one sample); key="unit": one
+    persona (p17) whose samples are the clusters, one criterion per sample."""
+    rows = []
+    for cluster, values in per_cluster.items():
+        for i, d in enumerate(values):
+            persona, sample, cid = (
+                (cluster, 0, f"gap-{i + 1:02d}") if key == "persona" else ("p17", int(cluster), "gap-01")
+            )
+            rows.append({"persona_id": persona, "persona_title": persona, "sample": sample, "criterion_id": cid,
+                         "criterion_text": f"text of {cid}", "lens": "gaps", "score_norm": 0.5, "diff": d})  # fmt: skip
+    a = pd.DataFrame(rows)
+    return a.drop(columns="diff"), a.assign(score_norm=a["score_norm"] + a["diff"]).drop(columns="diff")
+
+
+def test_two_conversations_both_lower_are_not_flagged_at_p_one_half() -> None:
+    # Two conversations of one persona, both lower: the bootstrap interval is all below 0, but the
+    # exact sign-flip p is 2/4 = 0.5. The old rule flagged this "worse".
+    a, b = diffs({"0": [-0.25], "1": [-0.25]}, key="unit")
+    persona = compare(a, b).by("persona")[0]
+    assert persona.n_clusters == 2 and persona.ci_high < 0
+    assert persona.p_value == pytest.approx(0.5) and persona.p_exact
+    assert persona.flag == "" and persona.flag_label == ""
+    assert "not flagged" in persona.note and "p = 0.5" in persona.note
+    assert "nothing can be flagged at p < 0.05" in persona.note  # p >= 0.5 with two clusters
+
+
+def test_six_personas_five_up_one_down_are_not_flagged_at_p_0_0625() -> None:
+    # Five personas at +0.2 and one at -0.1: the interval excludes 0 but the exact p is 4/64.
+    a, b = diffs({f"p{17 + i}": [0.2] for i in range(5)} | {"p22": [-0.1]})
+    o = compare(a, b).overall
+    assert o.ci_low > 0 and o.p_exact and o.p_value == pytest.approx(0.0625)
+    assert o.flag == "" and "interval excludes 0 but p = 0.0625 is not below 0.05" in o.note
+
+
+def test_a_flag_needs_interval_and_test_and_says_small_n() -> None:
+    a, b = diffs({f"p{17 + i}": [0.2] for i in range(6)})
+    result = compare(a, b)
+    o = result.overall
+    assert o.p_value == pytest.approx(2 / 64) and o.flag == "better" and o.flag_label == "better (small n)"
+    assert result.alpha == pytest.approx(0.05)
+    assert "better (small n)" in result.to_markdown()
+    many_a, many_b = diffs({f"p{i:02d}": [0.2] for i in range(12)})
+    many = compare(many_a, many_b).overall
+    assert not many.small_n and many.flag_label == "better"
+    loose = compare(a, b, confidence=0.9)  # p must be below 1 - confidence
+    assert loose.alpha == pytest.approx(0.1) and loose.overall.flag == "better"
+
+
+def test_delta_and_dz_share_one_weighting_and_agree_in_sign() -> None:
+    # Personas with 20, 5 and 5 rows and differences +0.1, -0.2, -0.1. Row-weighted, delta is
+    # (2 - 1 - 0.5)/30 = +0.017, while dz on unweighted persona means was -0.44: opposite signs.
+    a, b = diffs({"p17": [0.1] * 20, "p18": [-0.2] * 5, "p19": [-0.1] * 5})
+    o = compare(a, b).overall
+    assert o.weighting == "persona-mean"
+    assert o.delta == pytest.approx(-0.2 / 3) and o.mean_b - o.mean_a == pytest.approx(o.delta)
+    assert o.effect_dz == pytest.approx(-0.436, abs=1e-3)
+    row = compare(a, b, weighting="row").overall
+    assert row.weighting == "row" and row.delta == pytest.approx(0.5 / 30)
+    assert row.effect_dz is not None and row.effect_dz > 0  # same sign as its delta
+    assert row.mean_b - row.mean_a == pytest.approx(row.delta)
+    for result in (compare(a, b), compare(a, b, weighting="row")):
+        for c in [result.overall, *result.rows]:
+            if c.effect_dz is not None:
+                assert math.copysign(1, c.effect_dz) == math.copysign(1, c.delta)
+    assert {c.weighting for c in compare(a, b).by("persona")} == {"conversation-mean"}
+
+
+def test_sign_flip_and_bootstrap_follow_the_weighting() -> None:
+    values = np.array([0.1] * 20 + [-0.2] * 5 + [-0.1] * 5)
+    clusters = np.array(["a"] * 20 + ["b"] * 5 + ["c"] * 5)
+    # Persona means 0.1, -0.2, -0.1 (sum -0.2): signed sums of +-0.1 +-0.2 +-0.1 reach |0.2| in 6 of 8 patterns.
+    assert sign_flip_test(values, clusters) == (pytest.approx(6 / 8), True)
+    # Row weights: cluster sums 2.0, -1.0, -0.5 (sum 0.5): every one of the 8 patterns reaches |0.5|.
+    assert sign_flip_test(values, clusters, weighting="row") == (pytest.approx(1.0), True)
+    assert paired_dz(values, clusters) == pytest.approx(-0.436, abs=1e-3)
+    with pytest.raises(ValueError, match="weighting"):
+        paired_dz(values, clusters, weighting="persona")  # type: ignore[arg-type]

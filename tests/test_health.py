@@ -9,15 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from personasim.analysis.health import (
-    HEALTH_TABLE_COLUMNS,
-    assess_health,
-    health_table,
-    health_to_dict,
-    is_criterion_echo,
-    similar,
-    similarity,
-)
+from personasim.analysis.health import HEALTH_TABLE_COLUMNS, assess_health, health_table, health_to_dict
+from personasim.analysis.health_text import is_criterion_echo, similar, similarity
 from personasim.analysis.results import GradeFile, results_frame
 from personasim.grading.grade import Evidence, Grade
 from personasim.records.transcript import Barrier, EndReflection, ReflectionTurn, StepReaction, Transcript, Turn
@@ -106,7 +99,7 @@ def _degenerate(persona: str) -> Transcript:
     return unit(persona, [
         turn(1, _SAME, _LANDS, 4, 4),
         turn(2, _SAME, _LANDS + " This is important.", 4, 4),
-        turn(3, _SAME.replace("my role", "my job role"), _LANDS, 4, 4, barriers=["time"]),
+        turn(3, _SAME.replace("my role", "my job role"), _LANDS, 4, 4),
     ], reflection="As an AI language model, I do not have personal experiences.")  # fmt: skip
 
 
@@ -161,17 +154,19 @@ def test_degenerate_run_fails_and_says_why() -> None:
     assert c["flat_across_personas"].value == 1.0
     assert c["copied_answers"].value == 1.0 and c["copied_answers"].detail.endswith("in 6 of 6 step pairs")
     assert c["empty_misunderstandings"].value == 1.0
-    assert c["empty_barriers"].value == pytest.approx(6 / 9, abs=1e-4)
+    assert c["empty_barriers"].value == 1.0 and c["empty_barriers"].advisory
+    assert c["empty_barriers"].detail == "no barriers in 3 of 3 conversations (at 9 of 9 steps)"
     assert c["ai_phrases"].value == pytest.approx(3 / 12, abs=1e-4)
-    assert '(e.g. "as an ai")' in c["ai_phrases"].detail
+    assert '(e.g. "as an ai language model")' in c["ai_phrases"].detail
     assert c["truncated"].value == pytest.approx(1 / 12, abs=1e-4)
     assert c["persona_similarity"].value > 0.9
     assert c["unverified_evidence"].detail == "2 of 3 quotes unverified"
-    assert c["criterion_echo"].detail == "1 of 3 quotes restate the criterion"
+    assert c["criterion_echo"].detail == "1 of 3 quotes restate the criterion, not the learner"
     assert c["unsupported_high_scores"].detail == "2 of 3 judge scores of 4+ have no verified quote"
     assert all(check.ok is False for check in report.checks if check.name != "failed_units")
     assert report.verdict.startswith("simulations look degenerate: scores flat in 3 of 3 units; ")
     assert "2 of 3 quotes unverified" in report.verdict and "personas barely differ (similarity" in report.verdict
+    assert report.verdict.endswith("; note: no barriers in 3 of 3 conversations (at 9 of 9 steps)")
 
 
 def test_one_flat_unit_among_lively_ones_is_tolerated() -> None:
@@ -253,7 +248,8 @@ def test_quotes_are_rechecked_against_the_transcript_without_the_unverified_colu
 
 def test_criteria_texts_override_the_table() -> None:
     t = HEALTHY[1]
-    table = judge_table([(t.unit_id, 3, ["That is exactly what happened to the overseas nurses"], [])])
+    quote = "what happened to the overseas nurses on the ward"  # not the learner's words ("on my ward")
+    table = judge_table([(t.unit_id, 3, [quote], [quote])])
     assert assess_health([t], table).check("criterion_echo").value == 0
     texts = {"gap-01": "That is exactly what happened to the overseas nurses on the ward?"}
     assert assess_health([t], table, criteria_texts=texts).check("criterion_echo").value == 1
@@ -294,7 +290,7 @@ def test_reads_the_real_results_table() -> None:
     frame = results_frame([(t, GradeFile(unit_id=t.unit_id, grades=[grade]))])
     report = assess_health([t], frame)
     assert report.check("unverified_evidence").detail == "1 of 2 quotes unverified"
-    assert report.check("criterion_echo").detail == "1 of 2 quotes restate the criterion"
+    assert report.check("criterion_echo").detail == "1 of 2 quotes restate the criterion, not the learner"
     assert report.check("unsupported_high_scores").value == 0
 
 
@@ -303,7 +299,7 @@ def test_manifest_dict_and_terminal_rows() -> None:
     data = health_to_dict(report)
     assert json.loads(json.dumps(data))["healthy"] is False
     assert data["checks"][0] == {"name": "flat_scores", "value": 1.0, "threshold": 0.5, "ok": False,
-                                 "detail": "scores flat in 3 of 3 units"}  # fmt: skip
+                                 "detail": "scores flat in 3 of 3 units", "advisory": False}  # fmt: skip
     rows = health_table(report)
     assert len(rows[0]) == len(HEALTH_TABLE_COLUMNS)
     assert rows[0] == ("flat_scores", "1.00", "<= 0.5", "FAIL", "scores flat in 3 of 3 units")

@@ -15,8 +15,8 @@ from openai._utils import async_maybe_transform
 from openai.types.chat import completion_create_params
 
 from clients import openai_client
-from personasim.analysis import health
-from personasim.analysis.health import check_persona_similarity
+from personasim.analysis import health_checks
+from personasim.analysis.health_checks import check_persona_similarity
 from personasim.grading.grade import JudgeVerdict
 from personasim.llm.replay import fast_request_key, request_key
 from personasim.llm.structured import STRUCTURED_MODES, copy_messages, response_schema, strict_schema
@@ -95,7 +95,7 @@ def test_persona_similarity_samples_pairs_beyond_the_limit(monkeypatch) -> None:
     ]  # fmt: skip  (66 pairs)
     exact = check_persona_similarity(units)
     assert "sampled" not in exact.detail
-    monkeypatch.setattr(health, "MAX_PERSONA_PAIRS", 20)
+    monkeypatch.setattr(health_checks, "MAX_PERSONA_PAIRS", 20)
     sampled = check_persona_similarity(units)
     assert "20 of 66 persona pairs sampled" in sampled.detail
     assert sampled == check_persona_similarity(units)  # a fixed sample: the same value every time

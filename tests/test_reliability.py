@@ -184,3 +184,22 @@ def test_agreement_reads_repeats_from_the_run_folder(tmp_path: Path) -> None:
     row = judge_agreement(table.iloc[::-1], tmp_path).iloc[0]  # order of rows does not matter
     expected = krippendorff_alpha([[1, 2, 4], [3, 3, 3], [5, 5, 4]]).alpha
     assert row["alpha"] == expected and row["n_ratings"] == 9 and row["note"] == ""
+
+
+def test_per_criterion_is_per_persona_too() -> None:
+    # gap-01 is each persona's first gap: p17's is not p18's. Grouped by id alone, the two merged
+    # into one "gap-01" row. p17: units [1,1], [1,2], [3,3] -> 24/29 (as above). p18: [4,4], [4,5]:
+    # n=4 (4 x3, 5 x1); D_o = 2/4, D_e = 2*3*1/12 = 1/2 -> alpha 0.
+    rows = [
+        _row("u1", "gap-01", [1, 1]), _row("u2", "gap-01", [1, 2]), _row("u3", "gap-01", [3, 3]),
+        _row("u4", "gap-01", [4, 4]), _row("u5", "gap-01", [4, 5]),
+    ]  # fmt: skip
+    for row, persona in zip(rows, ["p17", "p17", "p17", "p18", "p18"], strict=True):
+        row["persona_id"] = persona
+    table = judge_reliability(pd.DataFrame(rows))
+    assert list(table["criterion_id"]) == ["p17/gap-01", "p18/gap-01", OVERALL]
+    assert list(table.columns[:3]) == ["criterion_id", "persona_id", "lens"]
+    p17, p18, overall = table.to_dict("records")
+    assert p17["persona_id"] == "p17" and p17["alpha"] == pytest.approx(24 / 29, abs=1e-4) and p17["n_units"] == 3
+    assert p18["alpha"] == pytest.approx(0, abs=1e-4) and p18["n_units"] == 2
+    assert overall["n_units"] == 5 and overall["persona_id"] == ""

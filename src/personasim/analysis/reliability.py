@@ -1,8 +1,8 @@
 """Judge reliability: do the judge's repeats of one criterion on one transcript agree?
 
 Each (transcript, criterion) graded `k` times is a unit rated by `k` repeats. Krippendorff's
-alpha over those units (interval metric by default, since scores are averaged; ordinal on
-request) says how much of the spread in scores is the judge's noise rather than the transcripts'
+alpha over those units (interval metric by default, so that a 1-vs-5 disagreement counts for more
+than a 3-vs-4 one; ordinal on request) says how much of the spread in scores is the judge's noise rather than the transcripts'
 differences: 1 is perfect agreement, 0 is what random draws from the same scores would give,
 below 0 is systematic disagreement. Computed with the `krippendorff` package (reference
 implementation; reproduces the worked examples in Krippendorff's 2011 paper).
@@ -162,21 +162,31 @@ def judge_rows(results: pd.DataFrame) -> pd.DataFrame:
 
 def judge_reliability(results: pd.DataFrame, by: str = "criterion_id", level: Level = "interval") -> pd.DataFrame:
     """Agreement of the judge's repeats per `by` value (criterion_id, or lens), then one
-    `OVERALL` row where every (transcript, criterion) is a unit. Columns: `by`, lens (when by is
-    criterion_id), then `RELIABILITY_COLUMNS`. n_units counts units with two or more scored
-    repeats; mean_spread is the mean max-min of their scores; exact_agreement the share of them
-    whose repeats all gave the same score."""
+    `OVERALL` row where every (transcript, criterion) is a unit. Columns: `by`, persona_id and
+    lens (when by is criterion_id), then `RELIABILITY_COLUMNS`.
+
+    By criterion_id, one row per persona and criterion, keyed '<persona>/<criterion id>': criterion
+    ids are positions within a persona (gap-01 of one persona is not gap-01 of another), so
+    grouping by id alone would merge different questions. (A table without persona_id is grouped
+    by criterion id alone.) n_units counts units with two or more scored repeats; mean_spread is
+    the mean max-min of their scores; exact_agreement the share of them whose repeats all gave the
+    same score."""
     rows = judge_rows(results) if not results.empty else results
-    with_lens = by == "criterion_id" and "lens" in rows.columns
+    per_criterion = by == "criterion_id"
+    with_lens = per_criterion and "lens" in rows.columns
+    per_persona = per_criterion and "persona_id" in rows.columns
+    keys = ["persona_id", by] if per_persona else [by]
+    extra = [*(["persona_id"] if per_persona else []), *(["lens"] if with_lens else [])]
     out = []
     if not rows.empty:
-        for key, group in rows.groupby(by, sort=False, dropna=False):
-            lens = {"lens": str(group["lens"].iloc[0])} if with_lens else {}
-            out.append({by: str(key), **lens, **_summarise(group.to_dict("records"), level)})
+        for key, group in rows.groupby(keys, sort=False, dropna=False):
+            parts = key if isinstance(key, tuple) else (key,)
+            first = group.iloc[0]
+            out.append({by: "/".join(str(k) for k in parts), **{c: str(first[c]) for c in extra},
+                        **_summarise(group.to_dict("records"), level)})  # fmt: skip
     overall = _summarise(rows.to_dict("records"), level) if not rows.empty else _empty_summary()
-    out.append({by: OVERALL, **({"lens": ""} if with_lens else {}), **overall})
-    columns = [by, *(["lens"] if with_lens else []), *RELIABILITY_COLUMNS]
-    return pd.DataFrame(out, columns=columns)
+    out.append({by: OVERALL, **dict.fromkeys(extra, ""), **overall})
+    return pd.DataFrame(out, columns=[by, *extra, *RELIABILITY_COLUMNS])
 
 
 def _empty_summary() -> dict[str, Any]:

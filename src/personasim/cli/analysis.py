@@ -13,6 +13,7 @@ from rich.table import Table
 from rich.text import Text
 
 from personasim.analysis.compare import Comparison, Contrast, compare, compare_versions, fmt, fmt_p
+from personasim.analysis.compare_pairing import Pairing
 from personasim.analysis.results import read_results
 from personasim.cli.common import console, err_console, guarded, print_json
 from personasim.errors import InputError
@@ -32,6 +33,8 @@ RunBArg = Annotated[str | None, typer.Argument(help="A second run (B); without i
 ResultsOpt = Annotated[Path, typer.Option("--results-dir", help="Where run ids are looked up.")]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Seed of the bootstrap and permutation draws.")]
 BootOpt = Annotated[int, typer.Option("--n-boot", min=100, help="Bootstrap resamples.")]
+ByIdOpt = Annotated[bool, typer.Option("--by-id", help="Pair rows on criterion id even where persona files or "
+                                                     "criterion texts differ (each is named in a note).")]  # fmt: skip
 
 
 def resolve_run(ref: str, results_dir: Path = DEFAULT_RESULTS) -> Path:
@@ -47,8 +50,10 @@ def _versions(run_dir: Path) -> list[str]:
 
 
 def build_comparison(run_a: Path, run_b: Path | None, version_a: str | None, version_b: str | None, *,
-                     seed: int, n_boot: int) -> Comparison:  # fmt: skip
-    """Two runs (each optionally narrowed to one module version), or two versions of one run."""
+                     seed: int, n_boot: int, by_id: bool = False) -> Comparison:  # fmt: skip
+    """Two runs (each optionally narrowed to one module version), or two versions of one run. Rows
+    pair on persona file and criterion text, or on criterion id with `by_id`."""
+    pairing: Pairing = "id" if by_id else "content"
     frame_a = read_results(run_a)
     if run_b is None:
         if version_a is None and version_b is None:
@@ -59,7 +64,7 @@ def build_comparison(run_a: Path, run_b: Path | None, version_a: str | None, ver
             version_a, version_b = present
         if version_a is None or version_b is None:
             raise InputError(run_a, None, "name both module versions (--a and --b) to compare within one run")
-        return compare_versions(frame_a, version_a, version_b, seed=seed, n_boot=n_boot)
+        return compare_versions(frame_a, version_a, version_b, seed=seed, n_boot=n_boot, pairing=pairing)
     frame_b = read_results(run_b)
     if version_a is not None:
         frame_a = frame_a[frame_a["module_version"] == version_a]
@@ -67,7 +72,7 @@ def build_comparison(run_a: Path, run_b: Path | None, version_a: str | None, ver
         frame_b = frame_b[frame_b["module_version"] == version_b]
     label_a = run_a.name + (f"@{version_a}" if version_a else "")
     label_b = run_b.name + (f"@{version_b}" if version_b else "")
-    return compare(frame_a, frame_b, label_a=label_a, label_b=label_b, seed=seed, n_boot=n_boot)
+    return compare(frame_a, frame_b, label_a=label_a, label_b=label_b, seed=seed, n_boot=n_boot, pairing=pairing)
 
 
 def _ci(c: Contrast) -> str:
@@ -83,7 +88,6 @@ def _table(result: Comparison, by: str) -> Table:
     table.add_column("flag", no_wrap=True)
     styles = {"worse": "bold red", "better": "bold blue", "": ""}
     for c in [result.overall, *result.by(by)]:
-        flag = c.flag + ("?" if c.flag and c.small_n else "")
         dz = "-" if c.effect_dz is None else f"{c.effect_dz:+.2f}"
         cells = [
             "all" if c.level == "overall" else c.key,
@@ -96,9 +100,10 @@ def _table(result: Comparison, by: str) -> Table:
             fmt_p(c),
             dz,
         ]
-        table.add_row(*(Text(v) for v in cells), Text(flag, style=styles[c.flag]))
-    table.caption = ("n: personas (overall, lens) or conversations (criterion, persona); "
-                     "flag? = small n, indicative only; p~ = Monte Carlo")  # fmt: skip
+        table.add_row(*(Text(v) for v in cells), Text(c.flag_label, style=styles[c.flag]))
+    table.caption = ("n: personas (overall, lens) or conversations (criterion, persona), each weighing the same in "
+                     f"every figure; flag: interval excludes 0 and p < {result.alpha:g}; small n: indicative only; "
+                     "p~ = Monte Carlo")  # fmt: skip
     return table
 
 
@@ -113,11 +118,12 @@ def compare_command(
     results_dir: ResultsOpt = DEFAULT_RESULTS,
     seed: SeedOpt = 0,
     n_boot: BootOpt = 2000,
+    by_id: ByIdOpt = False,
 ) -> None:
     """B - A per lens, criterion or persona, with cluster-bootstrap intervals and a paired sign-flip test."""
     first = resolve_run(run_a, results_dir)
     second = resolve_run(run_b, results_dir) if run_b else None
-    result = build_comparison(first, second, a, b, seed=seed, n_boot=n_boot)
+    result = build_comparison(first, second, a, b, seed=seed, n_boot=n_boot, by_id=by_id)
     if as_json:
         print_json(result.model_dump(mode="json"))
         return

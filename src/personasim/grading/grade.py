@@ -25,13 +25,12 @@ from personasim.errors import PersonasimError
 from personasim.inputs.criteria import Criterion
 from personasim.inputs.module import LearningModule
 from personasim.inputs.persona import Persona
-from personasim.llm.settings import LLMSettings
+from personasim.llm.settings import LLMSettings, sample_options
 from personasim.llm.structured import complete_structured
 from personasim.llm.types import ChatClient, Completion, RefusalError, StructuredOutputError, TruncatedError
 from personasim.prompts import Prompts
 from personasim.records.transcript import Transcript
 from personasim.records.usage import Usage
-from personasim.run.simulate import sample_options
 
 GRADE_VERSION = 1
 T = TypeVar("T")
@@ -201,17 +200,20 @@ def _judge_grade(criterion: Criterion, transcript: Transcript, samples: list[Jud
     if not scored:
         return Grade(**base, **common, error=errors[0] if errors else "no judge answer", flags=["judge failed"])
     scores = [s.score for s in scored if s.score is not None]
-    mean = statistics.fmean(scores)
+    # The scale is ordinal: the score is the (lower) median of the repeats, a score one of them gave,
+    # and the rationale shown is that of the first repeat that gave it.
+    median = statistics.median_low(scores)
+    shown = next(s for s in scored if s.score == median)
     evidence = _merge_evidence(scored)
-    flags = _judge_flags(mean, evidence, scores)
+    flags = _judge_flags(median, evidence, scores)
     if errors:
         flags.append(f"{len(errors)} of {len(samples)} judge samples failed")
     return Grade(
         **base,
         **common,
-        score=round(mean, 4),
-        passed=mean >= criterion.threshold,
-        rationale=scored[0].rationale,
+        score=float(median),
+        passed=median >= criterion.threshold,
+        rationale=shown.rationale,
         evidence=evidence,
         evidence_verified=all(e.verified for e in evidence) if evidence else None,
         flags=flags,
@@ -273,34 +275,45 @@ def _fraction_score(fraction: float) -> int:
 def grade_time_fit(criterion: Criterion, transcript: Transcript, persona: Persona, module: LearningModule) -> Grade:
     """Share of one week's development time the module takes: the larger of the module's own
     estimate and the minutes the learner said they would spend, against the low end of the
-    persona's weekly hours. <=25% -> 5, <=50% -> 4, <=100% -> 3, <=200% -> 2, more -> 1."""
+    persona's weekly hours ("3-4 h": 3 h). "Up to N h" is parsed as 0-N h; its low end, 0, is no
+    budget at all, so the grader reads it as N h and says so. <=25% -> 5, <=50% -> 4, <=100% -> 3,
+    <=200% -> 2, more -> 1."""
     hours = persona.hours_per_week
+    if hours is None:
+        return _scored(criterion, transcript, None, "the persona states no weekly development hours")
     module_min = module.total_minutes
     learner_min = sum(t.reaction.minutes_spent for t in transcript.turns)
-    weekly_min = (hours.min or hours.max) * 60 if hours else 0
-    if not weekly_min:
-        return _scored(criterion, transcript, None, "the persona states no weekly development hours")
+    needed = f"module estimate {module_min:g} min, learner's own estimate {learner_min} min"
+    if hours.max <= 0:
+        return _scored(criterion, transcript, 1, f"{needed}; the persona has 0 h of development time a week")
+    if hours.min > 0:
+        weekly_min = hours.min * 60
+        basis = f"low end of {hours.min:g}-{hours.max:g} h" if hours.max > hours.min else f"{hours.min:g} h"
+    else:
+        weekly_min = hours.max * 60
+        basis = f"up to {hours.max:g} h: the upper limit, the only figure stated"
     fraction = max(module_min, learner_min) / weekly_min
-    rationale = (
-        f"module estimate {module_min:g} min, learner's own estimate {learner_min} min; "
-        f"{weekly_min:g} min of development time a week (low end of {hours.min:g}-{hours.max:g} h): "
-        f"{fraction:.0%} of a week"
-    )
+    rationale = f"{needed}; {weekly_min:g} min of development time a week ({basis}): {fraction:.0%} of a week"
     return _scored(criterion, transcript, _fraction_score(fraction), rationale)
 
 
 def grade_abandonment(criterion: Criterion, transcript: Transcript, persona: Persona, module: LearningModule) -> Grade:
-    """5 when the learner would continue after every step; otherwise 1 + 4 x the share of steps
-    completed before the first step where they would stop (stopping at step 1 -> 1)."""
+    """5 when the learner would continue after every step but the last; otherwise 1 + 4 x the
+    share of steps completed before the first step where they would stop (stopping at step 1 -> 1).
+    The last step's would_continue is not counted: there is no next step to continue to (a one-step
+    module scores 5)."""
     total = len(module.steps)
-    stops = [t for t in transcript.turns if not t.reaction.would_continue]
+    asked = [t for t in transcript.turns if t.step_index < total]
+    stops = [t for t in asked if not t.reaction.would_continue]
+    ignored = "; the last step's would_continue is not counted: no step follows it"
     if not stops:
-        return _scored(criterion, transcript, 5, f"would continue after all {total} steps")
+        done = "a one-step module" if total == 1 else f"would continue after each of steps 1-{total - 1} of {total}"
+        return _scored(criterion, transcript, 5, done + ignored)
     first = stops[0]
     score = 1 + 4 * (first.step_index - 1) / total
     rationale = (
         f"would stop at step {first.step_index} of {total} ({first.step_id}); "
-        f"{len(stops)} step(s) with would_continue false"
+        f"{len(stops)} earlier step(s) with would_continue false{ignored}"
     )
     evidence = [Evidence(text=first.reaction.continue_reason, verified=True)] if first.reaction.continue_reason else []
     return _scored(criterion, transcript, score, rationale, evidence)
