@@ -90,11 +90,17 @@ def test_template_hash_changes_when_a_template_changes(tmp_path: Path) -> None:
     assert Prompts(folder).prompt_hash() != Prompts(default_prompts_dir()).prompt_hash()
 
 
-def test_a_prompts_folder_in_the_current_directory_wins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.chdir(tmp_path)
-    assert default_prompts_dir() == REPO / "prompts"
+def test_a_prompts_folder_in_the_current_directory_is_never_picked_up(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Other templates would mean other replay keys: only a folder given explicitly is used.
+    packaged = Prompts().template_hashes()
     shutil.copytree(REPO / "prompts", tmp_path / "prompts")
-    assert default_prompts_dir() == tmp_path / "prompts"
+    (tmp_path / "prompts" / "step_turn.md.j2").write_text("something else {{ index }}\n")
+    monkeypatch.chdir(tmp_path)
+    assert default_prompts_dir() == REPO / "prompts"  # an editable install reads the checkout's prompts/
+    assert Prompts().template_hashes() == packaged
+    assert Prompts(tmp_path / "prompts").template_hashes() != packaged
 
 
 def test_unknown_template_variables_are_errors(tmp_path: Path) -> None:

@@ -1,13 +1,15 @@
-"""Render the prompt templates in `prompts/` (jinja2 is imported only here).
+"""Render the prompt templates (jinja2 is imported only here).
 
 Templates are versioned by content hash: `template_hashes()` goes into every transcript, result
 row and manifest, so a result always names the exact prompt text that produced it.
-The prompts folder is `./prompts` when the current directory has one (a project can override the
-templates), else the repository's `prompts/` next to the package source.
+By default they are the templates packaged with personasim (`personasim.prompt_templates`, built
+from the repository's `prompts/`); a folder of one's own is used only when given (`--prompts DIR`,
+`prompts:` in a suite), never picked up from the current directory.
 """
 
 from __future__ import annotations
 
+import importlib.resources
 import re
 from pathlib import Path
 from typing import Any
@@ -32,10 +34,8 @@ JUDGE_STEP_CHARS = 400
 
 
 def default_prompts_dir() -> Path:
-    local = Path.cwd() / "prompts"
-    if all((local / name).is_file() for name in TEMPLATE_NAMES):
-        return local
-    return Path(__file__).resolve().parents[2] / "prompts"
+    """The packaged templates' folder (a wheel's, or the checkout's `prompts/` in an editable install)."""
+    return Path(str(importlib.resources.files("personasim.prompt_templates")))
 
 
 def brief(text: str, limit: int = 200) -> str:
