@@ -12,7 +12,7 @@ import yaml
 from typer.testing import CliRunner
 
 from personasim.analysis.coverage_health import coverage_health
-from personasim.analysis.gaps import coverage_for, coverage_for_run, normalise_name
+from personasim.analysis.gaps import coverage_changes, coverage_for, coverage_for_run, normalise_name
 from personasim.analysis.gaps_types import Coverage, read_coverage, write_coverage
 from personasim.cli import app
 from personasim.errors import InputError
@@ -137,6 +137,9 @@ def test_format_checks_read_delivery_format_and_activities(coverage, personas) -
     barriers = _item(coverage, personas, "p21", "v1").criterion("fit-barriers").checks
     caring = next(c for c in barriers if c.item.startswith("Caring responsibilities"))
     assert (caring.rule, caring.verdict) == ("schedule", "not met")
+    p18 = _item(coverage, personas, "p18", "v2").criterion("fit-preferences").checks
+    peers = next(c for c in p18 if c.item == "Action learning with peers")
+    assert (peers.rule, peers.verdict) == ("peers", "not met")  # "pick one staff group" is not peer work
     p22 = _item(coverage, personas, "p22", "v1").criterion("fit-preferences").checks
     assert next(c for c in p22 if c.item == "Research and reading").rule == "evidence"  # a preference, not a barrier
 
@@ -280,3 +283,13 @@ def test_a_judge_5_on_an_unaddressed_criterion_is_flagged(coverage) -> None:
 def test_coverage_health_with_nothing_to_look_at(coverage) -> None:
     health = coverage_health(pd.DataFrame(), coverage)
     assert health.flags == [] and all(c.value is None and c.ok is None for c in health.checks)
+
+
+def test_coverage_changes_between_versions(coverage) -> None:
+    changes = {(c.persona_id[:3], c.criterion_id): c for c in coverage_changes(coverage, "lotus@v1", "lotus@v2")}
+    assert len(changes) == sum(len(i.criteria) for i in coverage.items if i.module_ref == "lotus@v1")
+    assert changes[("p21", "fit-time")].change == "lost"  # 38 min fits 2 h a week, 133 min does not
+    assert changes[("p18", "fit-preferences")].change == "gained"  # v2's activities: applied and peer work
+    assert changes[("p17", "competency-01")].change == "same"
+    assert len(changes[("p17", "competency-01")].steps_b) == 7 and len(changes[("p17", "competency-01")].steps_a) == 4
+    assert changes[("p17", "fit-abandonment")].change == "undecided"

@@ -30,6 +30,7 @@ from personasim.analysis.gaps_fit import (
 )
 from personasim.analysis.gaps_types import (
     Coverage,
+    CoverageChange,
     CoverageSettings,
     CriterionCoverage,
     Part,
@@ -126,6 +127,35 @@ def coverage_for(
         module_ref=module.ref, module_title=module.title, module_hash=module.content_hash,
         delivery_format=module.delivery_format, time=fit, criteria=criteria,
     )  # fmt: skip
+
+
+def coverage_changes(coverage: Coverage, ref_a: str, ref_b: str) -> list[CoverageChange]:
+    """Criterion by criterion, per persona in both: what module version `ref_b` gained or lost against `ref_a`.
+
+    Criteria pair by persona and criterion id (ids are positions in the persona's own lists, the same
+    for both versions); `undecided` where either side needs a simulation.
+    """
+    out: list[CoverageChange] = []
+    for a in (i for i in coverage.items if i.module_ref == ref_a):
+        b = coverage.find(a.persona_id, ref_b)
+        if b is None:
+            continue
+        for ca in a.criteria:
+            cb = b.criterion(ca.criterion_id)
+            if cb is None:
+                continue
+            out.append(CoverageChange(
+                persona_id=a.persona_id, criterion_id=ca.criterion_id, lens=ca.lens, a=ca.addressed, b=cb.addressed,
+                change=_change(ca.addressed, cb.addressed), steps_a=[s.step_id for s in ca.steps],
+                steps_b=[s.step_id for s in cb.steps], summary_a=ca.summary, summary_b=cb.summary,
+            ))  # fmt: skip
+    return out
+
+
+def _change(a: bool | None, b: bool | None) -> str:
+    if a is None or b is None:
+        return "undecided"
+    return "same" if a == b else ("gained" if b else "lost")
 
 
 def normalise_name(name: str) -> str:

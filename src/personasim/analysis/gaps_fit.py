@@ -33,7 +33,10 @@ WRITTEN_TEXT_BARRIER_RE = re.compile(
 )
 _TABLE_ROW_RE = re.compile(r"^\s*\|.*\|\s*$", re.MULTILINE)
 _CASE_RE = re.compile(r"\bcase(?:s| stud(?:y|ies))?\b|\bscenario|\bexample", re.IGNORECASE)
-_PEER_RE = re.compile(r"\b(?:peers?|colleagues?|together|in pairs?|group|discuss|with others)\b", re.IGNORECASE)
+_PEER_RE = re.compile(
+    r"\bpeers?\b|\bwith (?:a |your )?colleagues?\b|\btogether\b|\bin pairs?\b|\bin (?:a |small )?groups?\b|\bdiscuss|\bwith others\b",
+    re.IGNORECASE,
+)
 _STRUCTURE_RE = re.compile(r"\bframework|\btoolkit|\btemplate|\bmatrix|\bstep \d", re.IGNORECASE)
 _EVIDENCE_RE = re.compile(r"\(\D{0,60}\b(?:19|20)\d\d\)|\bdata\b|\bmetric|\bsurvey", re.IGNORECASE)
 _SELF_PACED_RE = re.compile(r"e-?learning|online|self[- ]paced|recorded|on demand", re.IGNORECASE)

@@ -75,6 +75,21 @@ class PersonaCoverage(_Model):
         return next((c for c in self.criteria if c.criterion_id == criterion_id), None)
 
 
+class CoverageChange(_Model):
+    """One persona criterion between two module versions: did version B gain or lose coverage?"""
+
+    persona_id: str
+    criterion_id: str
+    lens: str
+    a: bool | None
+    b: bool | None
+    change: Literal["gained", "lost", "same", "undecided"]
+    steps_a: list[str]
+    steps_b: list[str]
+    summary_a: str
+    summary_b: str
+
+
 class CoverageSettings(_Model):
     matcher: str
     threshold: float = Field(description="sentence score at or above which a step addresses a free-text criterion")
