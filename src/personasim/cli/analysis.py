@@ -5,19 +5,18 @@ from __future__ import annotations
 import sys
 from enum import Enum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich import box
 from rich.table import Table
 from rich.text import Text
 
-from personasim.analysis.compare import Comparison, Contrast, compare, compare_versions, fmt, fmt_p
-from personasim.analysis.compare_pairing import Pairing
-from personasim.analysis.results import read_results
 from personasim.cli.common import console, err_console, guarded, print_json
 from personasim.errors import InputError
-from personasim.report.html import write_report
+
+if TYPE_CHECKING:  # pandas, numpy and jinja2 load only when a comparison or report is made
+    from personasim.analysis.compare import Comparison, Contrast
 
 DEFAULT_RESULTS = Path("results")
 
@@ -46,6 +45,8 @@ def resolve_run(ref: str, results_dir: Path = DEFAULT_RESULTS) -> Path:
 
 
 def _versions(run_dir: Path) -> list[str]:
+    from personasim.analysis.results import read_results
+
     return sorted(read_results(run_dir)["module_version"].dropna().astype(str).unique())
 
 
@@ -53,7 +54,10 @@ def build_comparison(run_a: Path, run_b: Path | None, version_a: str | None, ver
                      seed: int, n_boot: int, by_id: bool = False) -> Comparison:  # fmt: skip
     """Two runs (each optionally narrowed to one module version), or two versions of one run. Rows
     pair on persona file and criterion text, or on criterion id with `by_id`."""
-    pairing: Pairing = "id" if by_id else "content"
+    from personasim.analysis.compare import compare, compare_versions
+    from personasim.analysis.results import read_results
+
+    pairing = "id" if by_id else "content"
     frame_a = read_results(run_a)
     if run_b is None:
         if version_a is None and version_b is None:
@@ -80,6 +84,8 @@ def _ci(c: Contrast) -> str:
 
 
 def _table(result: Comparison, by: str) -> Table:
+    from personasim.analysis.compare import fmt, fmt_p
+
     table = Table(title=f"{result.label_b} vs {result.label_a}: delta = B - A in mean score (0-1)",
                   title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)  # fmt: skip
     table.add_column(by, overflow="fold", min_width=12, ratio=1)
@@ -145,6 +151,8 @@ def report_command(
 ) -> None:
     """One self-contained HTML report (no network needed to view it)."""
     runs = [resolve_run(run, results_dir)] + ([resolve_run(run_b, results_dir)] if run_b else [])
+    from personasim.report.html import write_report
+
     path = write_report(runs, out or runs[0] / "report.html", seed=seed, n_boot=n_boot)
     console.print(Text(f"wrote {path}"), soft_wrap=True)
 

@@ -11,7 +11,6 @@ from rich.table import Table
 
 from personasim.cli.common import console, err_console, guarded, print_json
 from personasim.llm import local
-from personasim.llm.local_server import LocalServer
 
 app = typer.Typer(
     help="Pull, list and serve small local models (llama.cpp), for runs without an API key.", no_args_is_help=True
@@ -72,6 +71,8 @@ def serve_cmd(
     cache_dir: Path | None = CACHE_OPT,
 ) -> None:
     """Run the model's OpenAI-compatible server in the foreground until Ctrl-C (pulls it first if needed)."""
+    from personasim.llm.local_server import LocalServer
+
     server = LocalServer.for_model(
         model, cache_dir=cache_dir, n_ctx=n_ctx, port=port, n_threads=n_threads, on_progress=_progress
     )

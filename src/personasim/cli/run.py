@@ -3,7 +3,6 @@ there to results run/session.py)."""
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 from typing import Optional
 
@@ -85,6 +84,8 @@ def run_cmd(
 
 def _with_bar(work, run_id: str, out: Path):  # type: ignore[no-untyped-def]
     """Run `work(bar)` (a coroutine) under a progress bar; Ctrl-C says how to resume."""
+
+    import asyncio
 
     async def main():  # type: ignore[no-untyped-def]
         with progress_bar() as progress:
