@@ -17,6 +17,7 @@ from personasim.analysis.compare_stats import cluster_bootstrap_ci, paired_dz, s
 from personasim.cli import app
 
 sys.path.insert(0, str(Path(__file__).parent))
+from coverage_fixtures import write_seed_coverage  # noqa: E402
 from run_fixtures import build_run  # noqa: E402
 
 LENS_OF = {"gap-01": "gaps", "gap-02": "gaps", "lens-power": "power", "lens-inclusion": "inclusion", "fit-time": "fit"}
@@ -217,9 +218,47 @@ def test_cli_compare_two_runs_and_errors(tmp_path: Path) -> None:
     assert out.exit_code == 0, out.output
     assert json.loads(out.stdout)["label_b"] == "run-b"
     one = runner.invoke(app, ["compare", str(first)])
-    assert one.exit_code == 1 and "module versions v1" in one.output
+    assert one.exit_code == 1 and "holds one module version (v1)" in one.output
     missing = runner.invoke(app, ["compare", str(tmp_path / "nope")])
     assert missing.exit_code == 1 and "not a run folder" in missing.output
+
+
+def test_cli_compare_on_a_run_of_one_version_says_so_in_one_line_and_how_to_get_two(tmp_path: Path) -> None:
+    run = build_run(tmp_path, "run-one", versions=("v1",), samples=1, personas=2)
+    runner = CliRunner()
+    for args in (["compare", str(run)], ["compare", str(run), "--a", "v1", "--b", "v2"]):
+        result = runner.invoke(app, args)
+        assert result.exit_code == 1
+        assert result.stderr.count("\n") == 1, result.stderr  # one line
+        line = " ".join(result.stderr.split())  # rich may fold it on a narrow terminal
+        assert "run-one: holds one module version (v1), so there is nothing to compare inside it" in line
+        assert "--module v1.md --module v2.md" in line and "personasim compare RUN_A RUN_B" in line
+
+
+def test_cli_compare_shows_what_coverage_b_gained_or_lost(tmp_path: Path) -> None:
+    run = build_run(tmp_path, "run-c", samples=1)
+    runner = CliRunner()
+    bare = runner.invoke(app, ["compare", str(run), "--n-boot", "200"])
+    assert bare.exit_code == 0 and "coverage before simulation: none for" in " ".join(bare.stdout.split())
+    write_seed_coverage(run)
+    data = json.loads(runner.invoke(app, ["compare", str(run), "--n-boot", "200", "--json"]).stdout)
+    changes = {(c["persona_id"][:3], c["criterion_id"]): c["change"] for c in data["coverage_changes"]}
+    assert changes[("p21", "fit-time")] == "lost" and changes[("p18", "fit-preferences")] == "gained"
+    assert changes[("p17", "fit-abandonment")] == "undecided"
+    table = runner.invoke(app, ["compare", str(run), "--n-boot", "200"])
+    assert table.exit_code == 0, table.output
+    shown = " ".join(table.stdout.split())  # the terminal's width folds the table
+    assert "coverage before simulation (no model), v2 vs v1: 3 gained, 2 lost, 103 same, 12 need a run" in shown
+    assert shown.count(" lost ") >= 2 and shown.count(" gained ") >= 3
+    md = runner.invoke(app, ["compare", str(run), "--n-boot", "200", "--markdown"]).stdout
+    assert "**Coverage before simulation**" in md and "| lost | p21-chief-allied-health-professional/fit-time |" in md
+    # Two runs of one module version pair their coverage too: nothing gained or lost.
+    other = build_run(tmp_path, "run-d", versions=("v1",), samples=1, seed=3)
+    write_seed_coverage(other, ("v1",))
+    across = runner.invoke(app, ["compare", str(run), str(other), "--a", "v1", "--n-boot", "200", "--json"])
+    assert across.exit_code == 0, across.output
+    kinds = {c["change"] for c in json.loads(across.stdout)["coverage_changes"]}
+    assert kinds == {"same", "undecided"}
 
 
 # --------------------------------------------------------------------------- issue 21: flag rule and weighting

@@ -20,6 +20,7 @@ from markupsafe import escape
 from personasim.report.html import CSP, write_report
 
 sys.path.insert(0, str(Path(__file__).parent))
+from coverage_fixtures import write_seed_coverage  # noqa: E402
 from run_fixtures import build_run  # noqa: E402
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -36,6 +37,15 @@ const t = document.getElementById('heatmap'), r = t.getBoundingClientRect(), s =
 const cell = t.querySelector('td[style]');
 const out = {width: r.width, height: r.height, display: s.display, visibility: s.visibility,
              cell_bg: getComputedStyle(cell).backgroundColor, body_font: getComputedStyle(document.body).fontFamily};
+document.body.insertAdjacentHTML('beforeend', '<pre id="probe">' + JSON.stringify(out) + '</pre>');
+</script>"""
+
+
+COVERAGE_PROBE = """<script>
+const g = document.getElementById('coverage-lotus-v1'), box = g.getBoundingClientRect();
+const colour = (sel) => getComputedStyle(g.querySelector(sel)).backgroundColor;
+const out = {width: box.width, yes: colour('td.yes'), no: colour('td.no'), run: colour('td.run'),
+             head: getComputedStyle(g.querySelector('th.vert')).writingMode};
 document.body.insertAdjacentHTML('beforeend', '<pre id="probe">' + JSON.stringify(out) + '</pre>');
 </script>"""
 
@@ -57,10 +67,24 @@ def png_size(path: Path) -> tuple[int, int]:
     return struct.unpack(">II", data[16:24])
 
 
+def probe(report: Path, tmp_path: Path, script: str) -> dict:
+    """The page under its own policy plus this one probe script; what the script measured."""
+    allowed = escape(CSP + "; script-src 'unsafe-inline'")
+    policy = f'<meta http-equiv="Content-Security-Policy" content="{allowed}">'
+    html, replaced = CSP_META.subn(policy, report.read_text(encoding="utf-8"))
+    assert replaced == 1
+    probed = tmp_path / "probed.html"
+    probed.write_text(html.replace("</body>", script + "</body>"), encoding="utf-8")
+    dom = dump_dom(tmp_path, probed)
+    # The last match: the probe script's own source names the <pre> too.
+    return json.loads(dom.rsplit('<pre id="probe">', 1)[1].split("</pre>", 1)[0])
+
+
 @pytest.fixture(scope="module")
 def report(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("browser")
     run = build_run(root, "run-browser", samples=2, inject=PAYLOAD)
+    write_seed_coverage(run)
     return write_report([run], root / "report.html", n_boot=300)
 
 
@@ -91,19 +115,19 @@ def test_escaping_alone_stops_it_even_without_the_csp(report: Path, tmp_path: Pa
 
 def test_heatmap_is_laid_out_and_coloured_under_the_page_csp(report: Path, tmp_path: Path) -> None:
     # The page's own policy, plus permission for this one probe script: styles must still apply.
-    allowed = escape(CSP + "; script-src 'unsafe-inline'")
-    policy = f'<meta http-equiv="Content-Security-Policy" content="{allowed}">'
-    html, replaced = CSP_META.subn(policy, report.read_text(encoding="utf-8"))
-    assert replaced == 1
-    probed = tmp_path / "probed.html"
-    probed.write_text(html.replace("</body>", PROBE + "</body>"), encoding="utf-8")
-    dom = dump_dom(tmp_path, probed)
-    # The last match: the probe script's own source names the <pre> too.
-    found = json.loads(dom.rsplit('<pre id="probe">', 1)[1].split("</pre>", 1)[0])
+    found = probe(report, tmp_path, PROBE)
     assert found["width"] > 400 and found["height"] > 200, found
     assert found["display"] == "table" and found["visibility"] == "visible"
     assert found["cell_bg"] not in ("rgba(0, 0, 0, 0)", "transparent", "rgb(255, 255, 255)")
     assert "system-ui" in found["body_font"]  # the inline <style> applied
+
+
+def test_coverage_grid_is_coloured_and_its_headers_stand_up(report: Path, tmp_path: Path) -> None:
+    found = probe(report, tmp_path, COVERAGE_PROBE)
+    assert found["width"] > 600, found
+    assert len({found["yes"], found["no"], found["run"]}) == 3, found  # three states, three colours
+    assert "rgba(0, 0, 0, 0)" not in (found["yes"], found["no"], found["run"])
+    assert found["head"] == "vertical-rl"
 
 
 def test_screenshot_is_a_real_page(report: Path, tmp_path: Path) -> None:

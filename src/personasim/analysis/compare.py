@@ -28,7 +28,8 @@ rows; `weighting="row"` weighs every paired row the same instead. On that weight
   the test must agree before anything is flagged.
 
 Every group is resampled with a fresh generator from `seed`, so a result does not depend on which
-other groups were computed.
+other groups were computed. A comparison can carry what B's text gained or lost in coverage before
+simulation (`coverage_changes`, from `analysis.gaps`; set by whoever has the runs' coverage).
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ from personasim.analysis.compare_stats import (
     sign_flip_test,
     weighted_mean,
 )
+from personasim.analysis.gaps_types import CoverageChange
 from personasim.inputs.criteria import LENSES
 
 Level = Literal["overall", "lens", "criterion", "persona"]
@@ -97,6 +99,10 @@ class Comparison(BaseModel):
     overall: Contrast
     rows: list[Contrast]
     warnings: list[str] = Field(default_factory=list)
+    coverage_changes: list[CoverageChange] = Field(
+        default_factory=list, description="per persona criterion: did B's text gain or lose a step addressing it"
+    )
+    coverage_note: str = Field(default="", description="why there are no coverage changes, or what to read them with")
 
     def by(self, level: str) -> list[Contrast]:
         if level == "overall":
@@ -123,7 +129,32 @@ class Comparison(BaseModel):
         for c in [self.overall, *(self.by(level) if level != "overall" else [])]:
             lines.append("| " + " | ".join(_md(v) for v in markdown_cells(c)) + " |")
         notes = [f"- {w}" for w in self.warnings]
-        return head + "\n".join(lines) + ("\n\n" + "\n".join(notes) if notes else "") + "\n"
+        body = head + "\n".join(lines) + ("\n\n" + "\n".join(notes) if notes else "") + "\n"
+        return body + self._coverage_markdown()
+
+    def _coverage_markdown(self) -> str:
+        if not self.coverage_changes:
+            return f"\nCoverage before simulation: {self.coverage_note}\n" if self.coverage_note else ""
+        lines = [f"\n**Coverage before simulation** (steps addressing each persona criterion, no model): "
+                 f"{coverage_counts(self.coverage_changes)}" + (f"; {self.coverage_note}" if self.coverage_note else ""),
+                 "", "| change | persona/criterion | lens | A | B |", "|---|---|---|---|---|"]  # fmt: skip
+        for c in moved(self.coverage_changes):
+            cells = [c.change, f"{c.persona_id}/{c.criterion_id}", c.lens, c.summary_a, c.summary_b]
+            lines.append("| " + " | ".join(_md(v) for v in cells) + " |")
+        return "\n".join(lines) + "\n"
+
+
+def moved(changes: list[CoverageChange]) -> list[CoverageChange]:
+    """The criteria B lost, then those it gained (persona order within each)."""
+    return sorted(
+        (c for c in changes if c.change in ("lost", "gained")), key=lambda c: (c.change != "lost", c.persona_id)
+    )
+
+
+def coverage_counts(changes: list[CoverageChange]) -> str:
+    """`"3 gained, 2 lost, 103 same, 12 need a run"`."""
+    names = {"gained": "gained", "lost": "lost", "same": "same", "undecided": "need a run"}
+    return ", ".join(f"{sum(c.change == k for c in changes)} {name}" for k, name in names.items())
 
 
 def weighting_text(result: Comparison) -> str:

@@ -6,8 +6,9 @@ functions with no I/O and no LLM:
 - `credited_unaddressed`: judge scores of 4 or more on criteria that no step addresses. A judge that
   gives a 5 where no step's text touches the criterion is crediting what is not there (or the learner
   brought it in; either way, look before trusting the score).
-- `look_here`: criteria that steps address but the judge scored 1-2: the text is there and did not
-  land, or the judge missed it. A pointer for the designer, with the steps and sentences to read.
+- `look_here` (advisory: never alone "degenerate"): criteria that steps address but the judge scored 1-2:
+  the text is there and did not land, or the judge missed it. A pointer for the designer, with the steps
+  and sentences to read.
 
 Both read "lower is better" like `analysis.health`: `ok` is `value <= threshold`, None with nothing to look at.
 Only judge rows count; criteria whose coverage is None (decided by a simulation) are skipped.
@@ -21,10 +22,11 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
 from personasim.analysis.gaps_types import Coverage, CriterionCoverage
-from personasim.analysis.health import HealthCheck
+from personasim.analysis.health_checks import HealthCheck
 
 HIGH_SCORE = 4.0
 LOW_SCORE = 2.0
+ADVISORY = frozenset({"look_here"})
 THRESHOLDS = {
     # A capable judge should seldom credit what no step says; the lexical matcher misses some paraphrases.
     "credited_unaddressed": 0.25,
@@ -101,9 +103,10 @@ def _flag(kind: str, persona_id: str, module_ref: str, found: CriterionCoverage,
 
 
 def _check(name: str, flagged: int, total: int, what: str) -> HealthCheck:
-    threshold = THRESHOLDS[name]
+    threshold, advisory = THRESHOLDS[name], name in ADVISORY
     if total == 0:
-        return HealthCheck(name=name, value=None, threshold=threshold, ok=None, detail=f"no {what.split(' are ')[0]}")
+        return HealthCheck(name=name, value=None, threshold=threshold, ok=None, detail=f"no {what.split(' are ')[0]}",
+                           advisory=advisory)  # fmt: skip
     value = round(flagged / total, 4)
     return HealthCheck(name=name, value=value, threshold=threshold, ok=value <= threshold,
-                       detail=f"{flagged} of {total} {what}")  # fmt: skip
+                       detail=f"{flagged} of {total} {what}", advisory=advisory)  # fmt: skip

@@ -152,6 +152,16 @@ def coverage_changes(coverage: Coverage, ref_a: str, ref_b: str) -> list[Coverag
     return out
 
 
+def coverage_between(a: Coverage, ref_a: str, b: Coverage, ref_b: str) -> list[CoverageChange]:
+    """`coverage_changes` of module `ref_b` in coverage `b` against `ref_a` in `a` (two runs' coverage):
+    each side's items are set apart first, so two runs of the same module version still pair."""
+    if a is b and ref_a != ref_b:
+        return coverage_changes(a, ref_a, ref_b)
+    sides = [i.model_copy(update={"module_ref": "A"}) for i in a.items if i.module_ref == ref_a]
+    sides += [i.model_copy(update={"module_ref": "B"}) for i in b.items if i.module_ref == ref_b]
+    return coverage_changes(Coverage(settings=a.settings, items=sides), "A", "B")
+
+
 def _change(a: bool | None, b: bool | None) -> str:
     if a is None or b is None:
         return "undecided"

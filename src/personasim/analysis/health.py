@@ -1,4 +1,8 @@
-"""Simulation health: is this run's table evidence about the module, or about a weak model?"""
+"""Simulation health: is this run's table evidence about the module, or about a weak model?
+
+With the run's coverage before simulation (`analysis.gaps`), two more checks set the judge's scores
+beside the module's text (`analysis.coverage_health`): `credited_unaddressed` and the advisory `look_here`.
+"""
 
 from __future__ import annotations
 
@@ -6,22 +10,24 @@ from collections.abc import Mapping
 from typing import Any
 
 import pandas as pd
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
+from personasim.analysis.coverage_health import CoverageFlag, coverage_health
+from personasim.analysis.gaps_types import Coverage
 from personasim.analysis.health_checks import (
     HealthCheck,
     check_ai_phrases,
     check_copied_answers,
-    check_criterion_echo,
     check_empty_lists,
     check_failed_units,
     check_flat_across_personas,
     check_flat_scores,
     check_persona_similarity,
     check_truncated,
-    check_unsupported_high_scores,
-    check_unverified_evidence,
-    judge_quotes,
+    check_uncited_high_scores,
+    check_unrelated_citations,
+    check_verdict_contradictions,
+    judge_citations,
     judge_records,
 )
 from personasim.records.transcript import Transcript
@@ -33,12 +39,15 @@ class HealthReport(BaseModel):
     checks: list[HealthCheck]
     verdict: str
     healthy: bool
+    coverage_flags: list[CoverageFlag] = Field(
+        default_factory=list, description="judge scores against coverage: one per persona x module x criterion"
+    )
 
     def check(self, name: str) -> HealthCheck:
         return next(c for c in self.checks if c.name == name)
 
 
-_HEADLINE = ("flat_scores", "copied_answers", "unverified_evidence", "persona_similarity")
+_HEADLINE = ("flat_scores", "copied_answers", "uncited_high_scores", "persona_similarity")
 
 
 def _verdict(checks: list[HealthCheck], n_units: int) -> tuple[str, bool]:
@@ -55,13 +64,15 @@ def _verdict(checks: list[HealthCheck], n_units: int) -> tuple[str, bool]:
 
 
 def assess_health(transcripts: list[Transcript], results: pd.DataFrame | None = None,
-                  criteria_texts: Mapping[str, str] | None = None) -> HealthReport:  # fmt: skip
+                  criteria_texts: Mapping[str, str] | None = None, *,
+                  coverage: Coverage | None = None) -> HealthReport:  # fmt: skip
     """All checks over a run's transcripts and (optionally) its results table, from saved files
     only (no LLM calls). `criteria_texts` (criterion id -> text) overrides the table's
-    `criterion_text` for the echo check."""
+    `criterion_text` for the echo check. With the run's `coverage`, the two judge-against-coverage
+    checks are added and their flags kept in `coverage_flags`."""
     finished = [t for t in transcripts if t.status == "finished"]
     records = judge_records(results)
-    quotes = judge_quotes(results, transcripts, criteria_texts, records)
+    citations = judge_citations(records, criteria_texts)
     checks = [
         check_flat_scores(finished),
         check_flat_across_personas(finished),
@@ -72,12 +83,17 @@ def assess_health(transcripts: list[Transcript], results: pd.DataFrame | None = 
         check_truncated(transcripts),
         check_failed_units(transcripts),
         check_persona_similarity(finished),
-        check_unverified_evidence(quotes),
-        check_criterion_echo(quotes),
-        check_unsupported_high_scores(records, quotes),
+        check_uncited_high_scores(records),
+        check_unrelated_citations(citations),
+        check_verdict_contradictions(records),
     ]
+    flags: list[CoverageFlag] = []
+    if coverage is not None:
+        judged = coverage_health(results if results is not None else pd.DataFrame(), coverage)
+        checks += judged.checks
+        flags = judged.flags
     verdict, healthy = _verdict(checks, len(transcripts))
-    return HealthReport(checks=checks, verdict=verdict, healthy=healthy)
+    return HealthReport(checks=checks, verdict=verdict, healthy=healthy, coverage_flags=flags)
 
 
 def health_to_dict(report: HealthReport) -> dict[str, Any]:

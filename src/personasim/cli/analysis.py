@@ -16,6 +16,8 @@ from personasim.cli.common import console, err_console, guarded, print_json
 from personasim.errors import InputError
 
 if TYPE_CHECKING:  # pandas, numpy and jinja2 load only when a comparison or report is made
+    import pandas as pd
+
     from personasim.analysis.compare import Comparison, Contrast
 
 DEFAULT_RESULTS = Path("results")
@@ -44,10 +46,39 @@ def resolve_run(ref: str, results_dir: Path = DEFAULT_RESULTS) -> Path:
     raise InputError(ref, None, f"not a run folder (no manifest.json here or under {results_dir}/)")
 
 
-def _versions(run_dir: Path) -> list[str]:
-    from personasim.analysis.results import read_results
+def one_version(run_dir: Path, present: list[str]) -> InputError:
+    """The run holds a single module version: say so, and how to get two."""
+    held = f"one module version ({present[0]})" if present else "no graded module version"
+    return InputError(run_dir, None, f"holds {held}, so there is nothing to compare inside it: run two versions "
+                                     "together (`personasim run --module v1.md --module v2.md ...`) or compare two runs "
+                                     "(`personasim compare RUN_A RUN_B`)")  # fmt: skip
 
-    return sorted(read_results(run_dir)["module_version"].dropna().astype(str).unique())
+
+def _refs(frame: pd.DataFrame) -> list[str]:
+    pairs = zip(frame["module_id"].astype(str), frame["module_version"].astype(str), strict=True)
+    return sorted({f"{module_id}@{version}" for module_id, version in pairs})
+
+
+def with_coverage(result: Comparison, run_a: Path, frame_a: pd.DataFrame, run_b: Path,
+                  frame_b: pd.DataFrame) -> Comparison:  # fmt: skip
+    """The comparison with what B's text gained or lost in coverage before simulation (one module
+    version a side; two runs of the same version pair too)."""
+    from personasim.analysis.gaps import coverage_between
+    from personasim.report.coverage import persona_note
+    from personasim.report.data import load_coverage
+
+    refs_a, refs_b = _refs(frame_a), _refs(frame_b)
+    if len(refs_a) != 1 or len(refs_b) != 1:
+        note = "no changes shown: they need one module version a side (name them with --a and --b)"
+        return result.model_copy(update={"coverage_note": note})
+    cov_a, note_a = load_coverage(run_a)
+    cov_b, note_b = (cov_a, note_a) if run_b == run_a else load_coverage(run_b)
+    if cov_a is None or cov_b is None:
+        return result.model_copy(update={"coverage_note": f"none for {run_a if cov_a is None else run_b}: "
+                                                          f"{note_a if cov_a is None else note_b}"})  # fmt: skip
+    changes = coverage_between(cov_a, refs_a[0], cov_b, refs_b[0])
+    note = persona_note(cov_a, refs_a[0], cov_b, refs_b[0])
+    return result.model_copy(update={"coverage_changes": changes, "coverage_note": note})
 
 
 def build_comparison(run_a: Path, run_b: Path | None, version_a: str | None, version_b: str | None, *,
@@ -60,15 +91,19 @@ def build_comparison(run_a: Path, run_b: Path | None, version_a: str | None, ver
     pairing = "id" if by_id else "content"
     frame_a = read_results(run_a)
     if run_b is None:
+        present = sorted(frame_a["module_version"].dropna().astype(str).unique())
+        if len(present) < 2:
+            raise one_version(run_a, present)
         if version_a is None and version_b is None:
-            present = _versions(run_a)
             if len(present) != 2:
-                raise InputError(run_a, None, f"holds module versions {', '.join(present) or 'none'}: name two with "
+                raise InputError(run_a, None, f"holds module versions {', '.join(present)}: name two with "
                                               "--a and --b, or give a second run")  # fmt: skip
             version_a, version_b = present
         if version_a is None or version_b is None:
             raise InputError(run_a, None, "name both module versions (--a and --b) to compare within one run")
-        return compare_versions(frame_a, version_a, version_b, seed=seed, n_boot=n_boot, pairing=pairing)
+        result = compare_versions(frame_a, version_a, version_b, seed=seed, n_boot=n_boot, pairing=pairing)
+        versions = frame_a["module_version"].astype(str)
+        return with_coverage(result, run_a, frame_a[versions == version_a], run_a, frame_a[versions == version_b])
     frame_b = read_results(run_b)
     if version_a is not None:
         frame_a = frame_a[frame_a["module_version"] == version_a]
@@ -76,7 +111,8 @@ def build_comparison(run_a: Path, run_b: Path | None, version_a: str | None, ver
         frame_b = frame_b[frame_b["module_version"] == version_b]
     label_a = run_a.name + (f"@{version_a}" if version_a else "")
     label_b = run_b.name + (f"@{version_b}" if version_b else "")
-    return compare(frame_a, frame_b, label_a=label_a, label_b=label_b, seed=seed, n_boot=n_boot, pairing=pairing)
+    result = compare(frame_a, frame_b, label_a=label_a, label_b=label_b, seed=seed, n_boot=n_boot, pairing=pairing)
+    return with_coverage(result, run_a, frame_a, run_b, frame_b)
 
 
 def _ci(c: Contrast) -> str:
@@ -139,6 +175,31 @@ def compare_command(
     console.print(_table(result, by.value))
     for warning in result.warnings:
         err_console.print(Text(f"note: {warning}"))
+    coverage = _coverage_table(result)
+    if coverage is not None:
+        console.print(coverage)
+    elif result.coverage_note:
+        console.print(Text(f"coverage before simulation: {result.coverage_note}"))
+
+
+def _coverage_table(result: Comparison) -> Table | None:
+    """What B's text gained or lost in coverage before simulation, criteria lost first."""
+    from personasim.analysis.compare import coverage_counts, moved
+
+    if not result.coverage_changes:
+        return None
+    table = Table(title=f"coverage before simulation (no model), {result.label_b} vs {result.label_a}: "
+                        f"{coverage_counts(result.coverage_changes)}",
+                  title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)  # fmt: skip
+    for name, ratio in (("change", None), ("persona/criterion", 2), ("A", 3), ("B", 3)):
+        table.add_column(name, overflow="fold", ratio=ratio, no_wrap=ratio is None)
+    styles = {"lost": "bold red", "gained": "bold blue"}
+    for c in moved(result.coverage_changes):
+        table.add_row(Text(c.change, style=styles[c.change]), Text(f"{c.persona_id}/{c.criterion_id}"),
+                      Text(c.summary_a), Text(c.summary_b))  # fmt: skip
+    if result.coverage_note:
+        table.caption = result.coverage_note
+    return table
 
 
 def report_command(
@@ -148,12 +209,14 @@ def report_command(
     results_dir: ResultsOpt = DEFAULT_RESULTS,
     seed: SeedOpt = 0,
     n_boot: BootOpt = 2000,
+    by_id: ByIdOpt = False,
 ) -> None:
     """One self-contained HTML report (no network needed to view it)."""
     runs = [resolve_run(run, results_dir)] + ([resolve_run(run_b, results_dir)] if run_b else [])
     from personasim.report.html import write_report
 
-    path = write_report(runs, out or runs[0] / "report.html", seed=seed, n_boot=n_boot)
+    pairing = "id" if by_id else "content"
+    path = write_report(runs, out or runs[0] / "report.html", seed=seed, n_boot=n_boot, pairing=pairing)
     console.print(Text(f"wrote {path}"), soft_wrap=True)
 
 

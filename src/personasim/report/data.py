@@ -16,7 +16,10 @@ from typing import Any
 import pandas as pd
 
 from personasim.analysis.compare import pair_rows
+from personasim.analysis.compare_pairing import Pairing
+from personasim.analysis.gaps_types import COVERAGE_FILE, Coverage, read_coverage
 from personasim.analysis.results import Manifest, RunPaths, read_manifest, read_results
+from personasim.errors import InputError
 from personasim.inputs.criteria import LENSES
 from personasim.records.transcript import Transcript, load_transcript
 from personasim.report.svg import Series, delta_colors, legend, line_chart, score_colors
@@ -28,10 +31,12 @@ class RunData:
     manifest: Manifest
     results: pd.DataFrame
     transcripts: dict[str, Transcript]
+    coverage: Coverage | None = None
+    coverage_note: str = ""
 
 
 def load_run(run_dir: str | Path) -> RunData:
-    """Manifest, results table and every transcript file the manifest names (via results.py)."""
+    """Manifest, results table, every transcript file the manifest names (via results.py) and coverage."""
     paths = RunPaths(run_dir)
     manifest = read_manifest(run_dir)
     results = read_results(run_dir)
@@ -40,7 +45,32 @@ def load_run(run_dir: str | Path) -> RunData:
         path = paths.transcript(unit_id)
         if path.is_file():
             transcripts[unit_id] = load_transcript(path)
-    return RunData(paths.root, manifest, results, transcripts)
+    coverage, note = load_coverage(paths.root)
+    return RunData(paths.root, manifest, results, transcripts, coverage, note)
+
+
+def load_coverage(run_dir: str | Path) -> tuple[Coverage | None, str]:
+    """The run's coverage before simulation: its `coverage.json`, or (a run older than that file)
+    computed now from its `inputs.json`; None with the reason when neither can be read."""
+    paths = RunPaths(run_dir)
+    saved = paths.root / COVERAGE_FILE
+    problem = ""
+    if saved.is_file():
+        try:
+            return read_coverage(saved), ""
+        except InputError as exc:
+            problem = f"{exc}; "
+    if not paths.inputs.is_file():
+        return None, f"{problem}no {COVERAGE_FILE} or inputs.json in this run folder"
+    from personasim.analysis.gaps import coverage_for_run
+    from personasim.run.state import read_inputs
+
+    try:
+        personas, modules = read_inputs(paths)
+    except InputError as exc:
+        return None, f"{problem}{exc}"
+    note = f"{problem}computed now from inputs.json" + ("" if problem else f" (the run has no {COVERAGE_FILE})")
+    return coverage_for_run(personas, modules), note
 
 
 @dataclass
@@ -89,6 +119,21 @@ def _num(value: Any) -> float | None:
     return None if math.isnan(number) else number
 
 
+def _citations(value: Any) -> list[dict[str, str]]:
+    """The `evidence` column: the learner statements a grade cites, as {id, text}."""
+    if not isinstance(value, str) or not value:
+        return []
+    try:
+        items = json.loads(value)
+    except ValueError:
+        return []
+    return [{"id": str(i.get("id", "")), "text": str(i.get("text", ""))} for i in items if isinstance(i, dict)]
+
+
+def _no_citation(value: Any) -> bool:
+    return not _citations(value)
+
+
 def _json_list(value: Any) -> list[str]:
     if value is None or value is pd.NA or value == "":
         return []
@@ -116,9 +161,11 @@ def _cell(score: float | None, norm: float | None, tip: str) -> dict[str, Any]:
 def heatmap(sl: Slice) -> dict[str, Any]:
     """Persona x lens mean score (1-5), coloured by mean score_norm, with a per-criterion drill-down."""
     frame = sl.frame[["persona_id", "lens", "criterion_id", "criterion_text", "grader", "score", "score_norm",
-                      "passed", "evidence_verified"]].astype({"score": float, "score_norm": float})  # fmt: skip
+                      "passed", "evidence"]].astype({"score": float, "score_norm": float})  # fmt: skip
     frame["passed"] = frame["passed"].fillna(False).astype(bool)
-    frame["unverified"] = (frame["evidence_verified"] == False).fillna(False).astype(int)  # noqa: E712 (nullable)
+    frame["uncited"] = (
+        (frame["grader"] == "judge") & (frame["score"] >= 4) & frame["evidence"].map(_no_citation)
+    ).astype(int)
     cells = frame.groupby(["persona_id", "lens"]).agg(
         score=("score", "mean"), norm=("score_norm", "mean"), n=("score", "count"), passed=("passed", "sum")
     )
@@ -140,26 +187,26 @@ def heatmap(sl: Slice) -> dict[str, Any]:
 
 
 def _criteria(frame: pd.DataFrame) -> dict[str, list[dict[str, Any]]]:
-    """Per persona, one line per criterion x grader: mean score over samples, passes, unverified quotes."""
+    """Per persona, one line per criterion x grader: mean score over samples, passes, high scores citing nothing."""
     out: dict[str, list[dict[str, Any]]] = {}
     groups = frame.groupby(["persona_id", "criterion_id", "grader"], sort=False)
     table = groups.agg(lens=("lens", "first"), text=("criterion_text", "first"), score=("score", "mean"),
                        graded=("score", "count"), n=("score", "size"), passed=("passed", "sum"),
-                       unverified=("unverified", "sum"))  # fmt: skip
+                       uncited=("uncited", "sum"))  # fmt: skip
     for (pid, cid, grader), r in table.iterrows():
         score = _num(r["score"])
         norm = None if score is None else (score - 1) / 4
         out.setdefault(str(pid), []).append({
             "id": cid, "lens": r["lens"], "text": r["text"], "grader": grader,
             "cell": _cell(score, norm, f"{cid}: {int(r['graded'])} of {int(r['n'])} samples graded"),
-            "passed": int(r["passed"]), "n": int(r["n"]), "unverified": int(r["unverified"]),
+            "passed": int(r["passed"]), "n": int(r["n"]), "uncited": int(r["uncited"]),
         })  # fmt: skip
     return out
 
 
-def delta_heatmap(a: Slice, b: Slice) -> dict[str, Any]:
+def delta_heatmap(a: Slice, b: Slice, pairing: Pairing = "content") -> dict[str, Any]:
     """Persona x lens mean difference B - A (score_norm) over paired rows."""
-    pairs, _, _ = pair_rows(a.frame, b.frame)
+    pairs, _, _ = pair_rows(a.frame, b.frame, pairing)
     lenses = [lens for lens in LENSES if lens in set(pairs["lens"].astype(str))]
     rows = []
     for pid, title in _personas(pd.concat([a.frame, b.frame]), []):
@@ -223,7 +270,7 @@ def misunderstandings(sl: Slice) -> list[dict[str, Any]]:
 
 
 def rationales(sl: Slice) -> list[dict[str, Any]]:
-    """Per persona: every grade with its rationale and each evidence quote marked verified or not."""
+    """Per persona: every grade with its verdict, rationale and the learner statements it cites."""
     by_persona: dict[str, list[dict[str, Any]]] = {}
     for row in sl.frame.to_dict("records"):
         by_persona.setdefault(str(row["persona_id"]), []).append(row)
@@ -233,20 +280,21 @@ def rationales(sl: Slice) -> list[dict[str, Any]]:
         order = {cid: i for i, cid in reversed(list(enumerate(r["criterion_id"] for r in rows)))}
         rows.sort(key=lambda r: (order[r["criterion_id"]], r["sample"]))  # a criterion's samples side by side
         grades = [_grade_view(row) for row in rows]
-        unverified = sum(1 for g in grades for e in g["evidence"] if not e["verified"])
-        out.append({"persona_id": pid, "title": title, "grades": grades, "unverified": unverified})
+        uncited = sum(1 for g in grades if g["uncited"])
+        out.append({"persona_id": pid, "title": title, "grades": grades, "uncited": uncited})
     return out
 
 
 def _grade_view(row: dict[str, Any]) -> dict[str, Any]:
-    unverified = set(_json_list(row.get("evidence_unverified")))
-    evidence = [{"text": q, "verified": q not in unverified} for q in _json_list(row.get("evidence"))]
+    evidence = _citations(row.get("evidence"))
     score = _num(row.get("score"))
     return {
         "criterion_id": row["criterion_id"], "lens": row["lens"], "text": row["criterion_text"],
         "grader": row["grader"], "sample": row["sample"], "rationale": row.get("rationale") or "",
         "cell": _cell(score, _num(row.get("score_norm")), f"threshold {row.get('threshold')}"),
         "evidence": evidence, "flags": _json_list(row.get("flags")), "error": row.get("error") or "",
+        "verdict": row.get("verdict") if isinstance(row.get("verdict"), str) else "",
+        "uncited": row["grader"] == "judge" and score is not None and score >= 4 and not evidence,
         "spread": _spread(row),
     }  # fmt: skip
 

@@ -6,9 +6,10 @@ Every string that comes from personas, modules or a model is escaped by jinja2's
 only markup inserted as-is is the SVG built (and escaped) in `svg.py`.
 
 With two or more module versions the first is the baseline (A) and each other is compared with it
-(B - A, see `compare.py`). The simulation-health verdict (health.py) heads the page; judge
-agreement (reliability.py) closes each module version's section. The template lives in
-`templates/report.html.j2` (package data), so jinja2 is imported here as well as in prompts.py.
+(B - A, see `compare.py`). The simulation-health verdict (health.py) heads the page; each module
+version's section shows its coverage before simulation (`coverage.py`: which steps address each
+persona criterion, and the judge's scores against it); judge agreement (reliability.py) closes it.
+The templates live in `templates/` (package data), so jinja2 is imported here as well as in prompts.py.
 """
 
 from __future__ import annotations
@@ -20,11 +21,13 @@ from typing import Any
 
 import jinja2
 
-from personasim.analysis.compare import CompareError, compare, fmt, fmt_ci, fmt_p
+from personasim.analysis.compare import SMALL_N, CompareError, compare, fmt, fmt_ci, fmt_p
+from personasim.analysis.compare_pairing import Pairing
 from personasim.analysis.health import HEALTH_TABLE_COLUMNS, assess_health, health_table
 from personasim.analysis.reliability import judge_agreement
 from personasim.analysis.results import utc_now
 from personasim.fileio import atomic_write_text
+from personasim.report.coverage import comparison_coverage, coverage_view
 from personasim.report.data import (
     RunData,
     Slice,
@@ -61,8 +64,9 @@ def _environment() -> jinja2.Environment:
 
 
 def health_view(run: RunData) -> dict[str, Any]:
-    """The simulation-health verdict (health.py) over every transcript and grade of the run."""
-    report = assess_health(list(run.transcripts.values()), run.results)
+    """The simulation-health verdict (health.py) over every transcript and grade of the run, with the
+    judge-against-coverage checks when the run has coverage."""
+    report = assess_health(list(run.transcripts.values()), run.results, coverage=run.coverage)
     headline, _, summary = report.verdict.partition(": ")  # "simulations look degenerate: <why>"
     return {"headline": headline, "summary": summary, "healthy": report.healthy, "columns": HEALTH_TABLE_COLUMNS,
             "checks": health_table(report)}  # fmt: skip
@@ -123,19 +127,22 @@ def slice_view(sl: Slice) -> dict[str, Any]:
         "misunderstandings": misunderstandings(sl), "rationales": rationales(sl),
         "transcripts": sl.transcripts,
         "reliability": reliability_view(sl),
+        "coverage": coverage_view(sl),
     }  # fmt: skip
 
 
-def comparison_view(a: Slice, b: Slice, *, seed: int, n_boot: int) -> dict[str, Any]:
+def comparison_view(a: Slice, b: Slice, *, seed: int, n_boot: int, pairing: Pairing = "content") -> dict[str, Any]:
+    coverage = comparison_coverage(a, b)
     try:
-        result = compare(a.frame, b.frame, label_a=a.label, label_b=b.label, seed=seed, n_boot=n_boot)
+        result = compare(a.frame, b.frame, label_a=a.label, label_b=b.label, seed=seed, n_boot=n_boot,
+                         pairing=pairing)  # fmt: skip
     except CompareError as exc:
-        return {"a": a.label, "b": b.label, "error": str(exc)}
+        return {"a": a.label, "b": b.label, "error": str(exc), "coverage": coverage}
     worse = [c for c in result.by("criterion") if c.flag == "worse"]
     return {
-        "a": a.label, "b": b.label, "error": "", "result": result,
+        "a": a.label, "b": b.label, "error": "", "result": result, "coverage": coverage, "small_n": SMALL_N,
         "lenses": result.by("lens"), "personas": result.by("persona"), "worse_criteria": worse,
-        "criteria": result.by("criterion"), "delta": delta_heatmap(a, b),
+        "criteria": result.by("criterion"), "delta": delta_heatmap(a, b, pairing),
         "forest": forest_plot([Interval("all criteria" if c.level == "overall" else c.key, c.delta, c.ci_low,
                                         c.ci_high, c.flag) for c in [result.overall, *result.by("lens")]]),
     }  # fmt: skip
@@ -146,11 +153,12 @@ def score_scale() -> list[dict[str, str]]:
     return [dict(zip(("bg", "fg"), score_colors((s - 1) / 4), strict=True), text=str(s)) for s in range(1, 6)]
 
 
-def render_report(runs: Sequence[RunData], *, seed: int = 0, n_boot: int = 2000) -> str:
+def render_report(runs: Sequence[RunData], *, seed: int = 0, n_boot: int = 2000, pairing: Pairing = "content") -> str:
+    """The page; `pairing="id"` pairs compared rows on criterion id even where persona files differ."""
     if not runs:
         raise ValueError("render_report needs at least one run")
     parts = slices_of(list(runs))
-    comparisons = [comparison_view(parts[0], b, seed=seed, n_boot=n_boot) for b in parts[1:]]
+    comparisons = [comparison_view(parts[0], b, seed=seed, n_boot=n_boot, pairing=pairing) for b in parts[1:]]
     template = _environment().get_template(TEMPLATE)
     return template.render(
         csp=CSP, generated_at=utc_now(), runs=[run_meta(r) for r in runs], slices=[slice_view(s) for s in parts],
@@ -158,8 +166,9 @@ def render_report(runs: Sequence[RunData], *, seed: int = 0, n_boot: int = 2000)
     )  # fmt: skip
 
 
-def write_report(run_dirs: Sequence[str | Path], out_path: str | Path, *, seed: int = 0, n_boot: int = 2000) -> Path:
+def write_report(run_dirs: Sequence[str | Path], out_path: str | Path, *, seed: int = 0, n_boot: int = 2000,
+                 pairing: Pairing = "content") -> Path:  # fmt: skip
     """Read each run folder and write one self-contained HTML file to `out_path`."""
-    html = render_report([load_run(d) for d in run_dirs], seed=seed, n_boot=n_boot)
+    html = render_report([load_run(d) for d in run_dirs], seed=seed, n_boot=n_boot, pairing=pairing)
     atomic_write_text(out_path, html)  # makes the parent folder too
     return Path(out_path)

@@ -267,7 +267,11 @@ def finalize(
     saved: Mapping[str, tuple[Transcript, GradeFile]] | None = None,
 ) -> RunOutcome:
     """Rebuild the results table and manifest from the per-unit files, in plan order (`saved`:
-    what this process wrote to those files, so it is not read back)."""
+    what this process wrote to those files, so it is not read back), and write the run's coverage
+    before simulation (`coverage.json`: which steps address each persona criterion, no model)."""
+    from personasim.analysis.gaps import coverage_for_run  # bm25s loads only when a run ends
+    from personasim.analysis.gaps_types import COVERAGE_FILE, write_coverage
+
     records = read_unit_records(paths.units)
     loaded, statuses, errors = [], {}, {}
     for unit in units:
@@ -282,6 +286,10 @@ def finalize(
     frame = results_frame(loaded, prices)
     write_results(paths.root, frame)
     totals = usage_totals(loaded)
+    personas = list({u.persona.id: u.persona for u in units}.values())
+    modules = list({u.module.ref: u.module for u in units}.values())
+    coverage = coverage_for_run(personas, modules)
+    write_coverage(coverage, paths.root / COVERAGE_FILE)
     manifest = Manifest(
         run_id=config.run_id,
         package_version=__version__,
@@ -308,7 +316,7 @@ def finalize(
         cost_usd=run_cost(roles.learner.model, roles.judge.model, totals, prices),
         rows=len(frame),
         regraded_at=regraded_at,
-        health=health_to_dict(assess_health([transcript for transcript, _ in loaded], frame)),
+        health=health_to_dict(assess_health([transcript for transcript, _ in loaded], frame, coverage=coverage)),
     )
     write_manifest(paths.root, manifest)
     return RunOutcome(paths.root, frame, manifest)
