@@ -20,7 +20,8 @@ from personasim.analysis.results import (
     write_manifest,
     write_results,
 )
-from personasim.grading.grade import Evidence, Grade, JudgeSample
+from personasim.records.grades import Evidence, Grade, JudgeSample
+from personasim.records.statements import learner_statements
 from personasim.records.transcript import (
     Barrier,
     EndReflection,
@@ -156,28 +157,32 @@ def make_transcript(run_id: str, persona: tuple[str, str], version: str, sample:
     )  # fmt: skip
 
 
+def _verdict(score: int) -> str:
+    return "met" if score >= 4 else "partly met" if score == 3 else "not met"
+
+
 def make_grades(t: Transcript, *, rng: random.Random, shift: float, inject: str | None = None) -> GradeFile:
     grades = []
-    said = t.learner_texts()
+    said = list(learner_statements(t).values())
     for n, (cid, lens, grader, text) in enumerate(CRITERIA):
         score = float(max(1, min(5, round(3 + shift + rng.uniform(-1.4, 1.4)))))
-        quotes = [Evidence(text=said[n % len(said)][:80], verified=True)]
-        if rng.random() < 0.1:  # the judge "quotes" something the learner never said
-            quotes.append(Evidence(text="I will champion equality at board level", verified=False))
+        cited = said[n % len(said)]
+        quotes = [Evidence(id=cited.id, text=cited.text)]
+        if rng.random() < 0.1 and score >= 4:  # the judge scores high on nothing it can cite
+            quotes = []
         rationale = f"The learner's answers on {lens} show {'clear' if score >= 4 else 'little'} movement."
         if inject and n == 0:
-            rationale, quotes = inject, [Evidence(text=inject, verified=False)]
+            rationale = inject
         second = max(1, int(score) - (rng.random() < 0.3))  # the judge's repeat sometimes scores one lower
-        samples = [JudgeSample(sample_index=0, score=int(score), rationale=rationale),
-                   JudgeSample(sample_index=1, score=second, rationale=rationale)]  # fmt: skip
+        samples = [JudgeSample(sample_index=0, verdict=_verdict(int(score)), score=int(score), rationale=rationale),
+                   JudgeSample(sample_index=1, verdict=_verdict(second), score=second, rationale=rationale)]  # fmt: skip
         judged = grader == "judge"
         if judged:
             score = (score + second) / 2
         grades.append(Grade(
             unit_id=t.unit_id, criterion_id=cid, criterion_text=text + (inject if inject and n == 1 else ""), lens=lens,
-            grader=grader, score=score, threshold=3.0, passed=score >= 3, rationale=rationale,
-            evidence=quotes if judged else [], samples=samples if judged else [],
-            evidence_verified=all(q.verified for q in quotes) if judged else None,
+            grader=grader, verdict=_verdict(int(score)) if judged else None, score=score, threshold=3.0,
+            passed=score >= 3, rationale=rationale, evidence=quotes if judged else [], samples=samples if judged else [],
             judge_samples=2 if judged else 0, score_sd=statistics.stdev([s.score for s in samples]) if judged else None,
             score_min=float(second) if judged else None, score_max=float(samples[0].score) if judged else None,
             usage=Usage(prompt_tokens=2400, completion_tokens=120, cached_tokens=2000), model="gpt-4o-mini",

@@ -1,7 +1,7 @@
 """A deterministic stand-in for the persona and the judge: answers depend only on the request.
 
 `scripted_answer(messages)` tells the three kinds of request apart by their text (a step turn, the
-end reflection, a judge call) and returns a valid StepReaction / EndReflection / JudgeVerdict as a
+end reflection, a judge call) and returns a valid StepReaction / EndReflection / judge verdict as a
 dict. Used with the in-process ScriptedClient and with the loopback HTTP server.
 """
 
@@ -12,10 +12,9 @@ import re
 import zlib
 from typing import Any
 
-UNVERIFIABLE = "this module changed my whole career"  # a quote no learner answer contains
+TAKEAWAY_ID_RE = re.compile(r"^\[(S\d+\.takeaway)\] Learner takeaway: ", re.MULTILINE)
 STEP_RE = re.compile(r"^Step (\d+) of (\d+): (.*)$", re.MULTILINE)
 MISUNDERSTANDINGS_RE = re.compile(r"^Misunderstandings that may come up for you \([^)]*\): (.*)\.$", re.MULTILINE)
-TAKEAWAY_RE = re.compile(r"^Learner takeaway: (.*)$", re.MULTILINE)
 CRITERION_RE = re.compile(r"^Criterion (\S+) ", re.MULTILINE)
 
 
@@ -55,14 +54,19 @@ END_REFLECTION = {
 }
 
 
+def verdict_for(score: int) -> str:
+    return "met" if score >= 4 else "partly met" if score == 3 else "not met"
+
+
 def judge_verdict(system: str, user: str) -> dict[str, Any]:
     criterion = CRITERION_RE.search(user).group(1)
-    takeaways = TAKEAWAY_RE.findall(system)
-    evidence = [takeaways[-1]] if takeaways else []
-    if criterion == "lens-power":
-        evidence.append(UNVERIFIABLE)
+    takeaways = TAKEAWAY_ID_RE.findall(system)
     score = 1 + zlib.crc32(f"{criterion}|{system[-200:]}".encode()) % 5
-    return {"rationale": f"Scripted verdict for {criterion}.", "evidence": evidence, "score": score}
+    evidence = [takeaways[-1]] if takeaways else []
+    if criterion == "lens-power" and len(takeaways) > 1:
+        evidence.insert(0, takeaways[0])
+    return {"verdict": verdict_for(score), "evidence": evidence, "rationale": f"Scripted verdict for {criterion}.",
+            "score": score}  # fmt: skip
 
 
 def scripted_answer(messages: list[dict[str, Any]]) -> dict[str, Any]:

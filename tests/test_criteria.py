@@ -18,7 +18,7 @@ def test_one_criterion_per_gap_misunderstanding_and_distinct_competency() -> Non
         "gap-01", "gap-02",
         "misunderstanding-01", "misunderstanding-02", "misunderstanding-03",
         "competency-01", "competency-02",
-        "fit-time", "fit-preferences", "fit-barriers", "fit-abandonment", "misunderstanding-coverage",
+        "fit-time", "fit-preferences", "fit-barriers", "fit-abandonment", "misunderstanding-surfaced",
         "lens-power", "lens-difference", "lens-inclusion", "lens-transformational",
     ]  # fmt: skip
     competencies = [c.text for c in criteria if c.lens == "competencies"]
@@ -36,9 +36,10 @@ def test_graders_and_lenses() -> None:
     assert graders == {
         "fit-time": "time_fit",
         "fit-abandonment": "abandonment",
-        "misunderstanding-coverage": "misunderstanding_coverage",
+        "misunderstanding-surfaced": "misunderstanding_coverage",
     }
-    assert {c.lens for c in criteria} == set(LENSES) - {"explicit"}
+    assert {c.lens for c in criteria} == (set(LENSES) - {"explicit"}) | {"simulation"}
+    assert "simulation" not in LENSES  # the role-play's own lens is never one of the module's
     assert "5-6 hours weekly" in next(c.text for c in criteria if c.id == "fit-time")
     assert "Significant organisational power" in next(c.text for c in criteria if c.id == "lens-power")
 
@@ -54,14 +55,14 @@ def test_explicit_evaluation_criteria_are_added_and_deduplicated() -> None:
     ]
 
 
-def test_the_module_marks_competencies_it_claims_and_ids_do_not_depend_on_it() -> None:
+def test_criteria_do_not_depend_on_the_module_version() -> None:
+    # Two versions compared are judged on the same questions: what a module claims to target is
+    # not evidence, so it is not in the criterion's text (it used to be, for the claimed ones).
     persona = make_persona()
-    with_module = derive_criteria(persona, make_module())
-    without = derive_criteria(persona)
-    assert [c.id for c in with_module] == [c.id for c in without]
-    assert "(the module says it targets this)" in with_module[5].text
-    assert "(the module says it targets this)" not in with_module[6].text
-    assert "module says" not in without[5].text
+    other = make_module().model_copy(update={"target_competencies": [], "version": "v9"})
+    with_module, claims_nothing, without = (derive_criteria(persona, m) for m in (make_module(), other, None))
+    assert with_module == claims_nothing == without
+    assert not any("module says" in c.text for c in with_module)
 
 
 def test_seed_personas_get_the_four_lenses_and_unique_ids() -> None:

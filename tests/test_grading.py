@@ -1,4 +1,4 @@
-"""Graders: verbatim evidence checks, the judge's repeats and spread, deterministic graders."""
+"""Graders: the judge's verdicts, cited statements, repeats and spread; deterministic graders."""
 
 from __future__ import annotations
 
@@ -9,27 +9,20 @@ import pytest
 from core_fixtures import make_module, make_persona
 from doubles.scripted_client import ScriptedClient
 from personasim.errors import PersonasimError
-from personasim.grading.grade import content_tokens, grade_transcript, overlap, verify_quote
+from personasim.grading.grade import grade_transcript
+from personasim.grading.judge import verdict_model
+from personasim.grading.text_match import content_tokens, overlap
 from personasim.inputs.criteria import derive_criteria
 from personasim.llm.settings import LLMSettings
 from personasim.llm.types import QuotaExceeded
 from personasim.prompts import Prompts
+from personasim.records.statements import learner_statements
 from personasim.records.transcript import Transcript
 from personasim.run.simulate import simulate_unit
 from scripted_answers import scripted_text
 
 SETTINGS = LLMSettings(model="judge-model", seed=0, max_reasks=1)
 PROMPTS = Prompts()
-LEARNER = ["I\u2019d  ask my team how our triage works.", "No time for this right now"]
-
-
-def test_quotes_match_verbatim_up_to_case_whitespace_and_quote_marks() -> None:
-    assert verify_quote("I'd ask my team how our triage works.", LEARNER)
-    assert verify_quote('"i\u2019D ASK my   team"', LEARNER)
-    assert verify_quote("I'd ask my team ... triage works", LEARNER)  # an ellipsis marks omitted words
-    assert not verify_quote("I would ask my team how our triage works", LEARNER)  # paraphrase
-    assert not verify_quote("ask my team ... no time", LEARNER)  # fragments from two answers
-    assert not verify_quote("", LEARNER) and not verify_quote("...", LEARNER)
 
 
 async def _transcript(steps: int = 3, persona=None) -> Transcript:
@@ -46,17 +39,22 @@ async def _grade(client, transcript, criteria, judge_samples=1, persona=None, st
                                   judge_samples, settings=SETTINGS, prompts=PROMPTS)  # fmt: skip
 
 
-async def test_judge_repeats_give_mean_and_spread_with_their_own_sample_index() -> None:
+def answer(verdict: str, evidence: list[str], score: int, rationale: str = "r") -> str:
+    return json.dumps({"verdict": verdict, "evidence": evidence, "rationale": rationale, "score": score})
+
+
+async def test_judge_repeats_give_the_median_and_spread_with_their_own_sample_index() -> None:
     transcript = await _transcript()
-    quote = transcript.turns[0].reaction.takeaway
-    verdicts = iter([2, 4, 3])
-    client = ScriptedClient(lambda call: json.dumps({"rationale": "r", "evidence": [quote], "score": next(verdicts)}))
+    verdicts = iter([("not met", 2), ("met", 4), ("partly met", 3)])
+    client = ScriptedClient(lambda call: answer(*(v := next(verdicts))[:1], ["S1.takeaway"], v[1], f"r{v[1]}"))
     [grade] = await _grade(client, transcript, [_criterion("gap-01")], judge_samples=3)
     assert (grade.score, grade.score_sd, grade.score_min, grade.score_max) == (3.0, 1.0, 2.0, 4.0)
+    assert (grade.verdict, grade.rationale) == ("partly met", "r3")  # the repeat that gave the median
     assert grade.judge_samples == 3 and [s.score for s in grade.samples] == [2, 4, 3]
     assert [(c.options.sample_index, c.options.seed) for c in client.calls] == [(0, 0), (1, 1), (2, 2)]
     assert grade.passed is True and grade.score_norm == 0.5
-    assert grade.evidence_verified is True and grade.flags == ["judge samples disagree"]
+    assert [(e.id, e.text) for e in grade.evidence] == [("S1.takeaway", transcript.turns[0].reaction.takeaway)]
+    assert grade.flags == ["judge samples disagree"]
     assert grade.usage.prompt_tokens == 300 and grade.model == "judge-model"
 
 
@@ -68,26 +66,56 @@ async def test_judge_calls_share_the_transcript_prefix_and_end_with_the_criterio
     systems = {c.messages[0]["content"] for c in client.calls}
     assert len(systems) == 1
     system = systems.pop()
-    assert transcript.turns[-1].reaction.takeaway in system
+    assert f"[S3.takeaway] Learner takeaway: {transcript.turns[-1].reaction.takeaway}" in system
+    assert "[END.missing] Learner on what was missing: " in system
     assert [c.messages[1]["content"].split()[1] for c in client.calls] == [c.id for c in criteria]
 
 
-async def test_unverified_evidence_is_flagged_not_hidden() -> None:
+async def test_evidence_is_the_cited_statements_text() -> None:
     transcript = await _transcript()
-    client = ScriptedClient(lambda call: scripted_text(call.messages))
+    statements = learner_statements(transcript)
+    client = ScriptedClient([answer("met", ["S2.q1", "END.changed", "S2.q1"], 5)])
     [grade] = await _grade(client, transcript, [_criterion("lens-power")])
-    assert [e.verified for e in grade.evidence] == [True, False]
-    assert grade.evidence_verified is False and "unverified evidence" in grade.flags
-    assert grade.evidence[1].text == "this module changed my whole career"
+    assert [(e.id, e.text) for e in grade.evidence] == [
+        ("S2.q1", statements["S2.q1"].text), ("END.changed", statements["END.changed"].text)
+    ]  # fmt: skip
+    assert grade.verdict == "met" and grade.flags == []
 
 
-async def test_a_high_score_without_verified_evidence_is_flagged() -> None:
+async def test_a_cited_id_that_does_not_exist_is_re_asked() -> None:
     transcript = await _transcript()
-    criterion = _criterion("gap-01")
-    client = ScriptedClient([json.dumps({"rationale": "no evidence", "evidence": [criterion.text], "score": 5})])
-    [grade] = await _grade(client, transcript, [criterion])
-    assert grade.score == 5 and grade.evidence_verified is False
-    assert grade.flags == ["unverified evidence", "high score without verified evidence"]
+    client = ScriptedClient([answer("met", ["S9.takeaway"], 5), answer("met", ["S3.takeaway"], 5)])
+    [grade] = await _grade(client, transcript, [_criterion("gap-01")])
+    assert len(client.calls) == 2 and "S9.takeaway" in client.calls[1].messages[-1]["content"]
+    assert [e.id for e in grade.evidence] == ["S3.takeaway"] and grade.score == 5
+
+
+async def test_a_score_outside_the_verdicts_band_is_re_asked() -> None:
+    transcript = await _transcript()
+    client = ScriptedClient([answer("not met", [], 5), answer("not met", [], 2)])
+    [grade] = await _grade(client, transcript, [_criterion("gap-01")])
+    assert len(client.calls) == 2 and "needs a score of 1 or 2, not 5" in client.calls[1].messages[-1]["content"]
+    assert (grade.verdict, grade.score, grade.passed) == ("not met", 2.0, False)
+
+
+async def test_no_evidence_is_its_own_outcome_not_a_pass() -> None:
+    transcript = await _transcript()
+    [grade] = await _grade(ScriptedClient([answer("no evidence", [], 3)]), transcript, [_criterion("gap-01")])
+    assert (grade.verdict, grade.score, grade.passed) == ("no evidence", 3.0, None)
+
+
+async def test_a_high_score_citing_nothing_is_flagged() -> None:
+    transcript = await _transcript()
+    [grade] = await _grade(ScriptedClient([answer("met", [], 5)]), transcript, [_criterion("gap-01")])
+    assert grade.score == 5 and grade.evidence == [] and grade.flags == ["high score citing nothing"]
+
+
+def test_the_answer_schema_lists_the_transcripts_statement_ids() -> None:
+    model = verdict_model(("S1.takeaway", "END.changed"))
+    schema = model.model_json_schema()
+    assert list(schema["properties"]) == ["verdict", "evidence", "rationale", "score"]
+    assert schema["properties"]["evidence"]["items"]["enum"] == ["S1.takeaway", "END.changed"]
+    assert verdict_model(("S1.takeaway", "END.changed")) is model  # one model per transcript, cached
 
 
 async def test_a_judge_that_never_answers_validly_leaves_the_criterion_ungraded() -> None:
@@ -157,8 +185,8 @@ def test_token_overlap_matches_paraphrases_not_unrelated_items() -> None:
 async def test_misunderstanding_coverage_counts_voiced_misunderstandings() -> None:
     # The scripted learner voices misunderstanding k at step k: 2 steps -> 2 of 3.
     transcript = await _transcript(steps=2)
-    [grade] = await _grade(ScriptedClient([]), transcript, [_criterion("misunderstanding-coverage")], steps=2)
+    [grade] = await _grade(ScriptedClient([]), transcript, [_criterion("misunderstanding-surfaced")], steps=2)
     assert grade.score == pytest.approx(1 + 4 * 2 / 3, abs=1e-4)
     assert grade.rationale.startswith("2 of 3 voiced")
     assert "not voiced: Assuming networking is about socialising" in grade.rationale
-    assert len(grade.evidence) == 2 and grade.evidence_verified is True
+    assert [e.id for e in grade.evidence] == ["S1.m1", "S2.m1"] and grade.lens == "simulation"

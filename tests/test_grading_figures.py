@@ -92,12 +92,13 @@ async def test_a_range_uses_its_low_end_and_a_single_figure_itself() -> None:
 # --------------------------------------------------------------------------- judge repeats
 
 
-def _judge(verdicts: list[tuple[int, str]], quote: str) -> ScriptedClient:
+def _judge(verdicts: list[tuple[int, str]], cited: str = "S1.takeaway") -> ScriptedClient:
     answers = iter(verdicts)
 
     def answer(call) -> str:
         score, rationale = next(answers)
-        return json.dumps({"rationale": rationale, "evidence": [quote], "score": score})
+        verdict = "met" if score >= 4 else "partly met" if score == 3 else "not met"
+        return json.dumps({"verdict": verdict, "evidence": [cited], "rationale": rationale, "score": score})
 
     return ScriptedClient(answer)
 
@@ -106,11 +107,10 @@ async def test_repeats_give_their_median_and_the_rationale_of_a_repeat_that_gave
     # Repeats 5, 2, 2: the mean 3.0 passed with the first repeat's rationale ("excellent"), a
     # score no repeat gave, next to a rationale two of three repeats contradict.
     transcript = await _transcript(steps=3)
-    client = _judge(
-        [(5, "excellent"), (2, "barely touched"), (2, "not addressed")], transcript.turns[0].reaction.takeaway
-    )
+    client = _judge([(5, "excellent"), (2, "barely touched"), (2, "not addressed")])
     grade = await _grade(transcript, "gap-01", steps=3, client=client, judge_samples=3)
     assert grade.score == 2 and grade.passed is False and grade.rationale == "barely touched"
+    assert grade.verdict == "not met"  # the verdict of the repeat that gave the median, with its rationale
     assert (grade.score_min, grade.score_max) == (2.0, 5.0) and [s.score for s in grade.samples] == [5, 2, 2]
     assert "judge samples disagree" in grade.flags
 
@@ -118,6 +118,6 @@ async def test_repeats_give_their_median_and_the_rationale_of_a_repeat_that_gave
 async def test_an_even_number_of_repeats_takes_the_lower_median() -> None:
     # 2 and 4: no repeat gave 3, the midpoint; the lower median 2 is a score a repeat gave.
     transcript = await _transcript(steps=3)
-    client = _judge([(4, "good"), (2, "weak")], transcript.turns[0].reaction.takeaway)
+    client = _judge([(4, "good"), (2, "weak")])
     grade = await _grade(transcript, "gap-01", steps=3, client=client, judge_samples=2)
     assert grade.score == 2 and grade.rationale == "weak" and grade.passed is False

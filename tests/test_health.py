@@ -10,9 +10,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from personasim.analysis.health import HEALTH_TABLE_COLUMNS, assess_health, health_table, health_to_dict
-from personasim.analysis.health_text import is_criterion_echo, similar, similarity
+from personasim.analysis.health_text import similar, similarity
 from personasim.analysis.results import GradeFile, results_frame
-from personasim.grading.grade import Evidence, Grade
+from personasim.records.grades import Evidence, Grade
 from personasim.records.transcript import Barrier, EndReflection, ReflectionTurn, StepReaction, Transcript, Turn
 
 STEPS = ("why-fairness", "bias-in-process", "plan")
@@ -109,22 +109,26 @@ DEGENERATE[2].turns[2].finish_reason = "length"
 CRITERION = "Does the module help this learner close the gap: building strategic relationships beyond finance?"
 
 
-def judge_table(rows: list[tuple[str, float, list[str], list[str]]]) -> pd.DataFrame:
-    """Results rows (unit_id, score, evidence, unverified) for one judge criterion."""
+def judge_table(rows: list[tuple[str, float, list[str], str]]) -> pd.DataFrame:
+    """Results rows (unit_id, score, cited statement texts, rationale) for one judge criterion."""
+
+    def verdict(score: float) -> str:
+        return "met" if score >= 4 else "partly met" if score == 3 else "not met"
+
     return pd.DataFrame([
         {"unit_id": u, "criterion_id": "gap-01", "criterion_text": CRITERION, "grader": "judge", "score": s,
-         "evidence": json.dumps(ev), "evidence_verified": (not bad) if ev else None,
-         "evidence_unverified": json.dumps(bad)}
-        for u, s, ev, bad in rows
+         "verdict": verdict(s), "rationale": why,
+         "evidence": json.dumps([{"id": f"S{n}.takeaway", "text": text} for n, text in enumerate(ev, 1)])}
+        for u, s, ev, why in rows
     ])  # fmt: skip
 
 
 def test_healthy_run_passes_every_check() -> None:
     fin, nurse, hr = (t.unit_id for t in HEALTHY)
     results = judge_table([
-        (fin, 4, ["A checklist I can bring to the board committee is practical"], []),
-        (nurse, 3, ["overseas nurses on my ward"], []),
-        (hr, 2, [], []),
+        (fin, 4, ["A checklist for building relationships beyond finance at the board committee"], "Clear plan."),
+        (nurse, 3, ["strategic relationships with the overseas nurses on my ward"], "Some movement."),
+        (hr, 2, [], "Barely touched."),
     ])  # fmt: skip
     report = assess_health(HEALTHY, results)
     assert [c.name for c in report.checks if c.ok is False] == []
@@ -132,8 +136,8 @@ def test_healthy_run_passes_every_check() -> None:
     assert report.verdict.startswith("simulations look healthy: scores flat in 0 of 3 units;")
     values = {c.name: c.value for c in report.checks}
     assert values["flat_scores"] == 0 and values["copied_answers"] == 0 and values["empty_misunderstandings"] == 0
-    assert values["unverified_evidence"] == 0 and values["criterion_echo"] == 0
-    assert values["unsupported_high_scores"] == 0
+    assert values["uncited_high_scores"] == 0 and values["unrelated_citations"] == 0
+    assert values["verdict_contradictions"] == 0
     assert values["persona_similarity"] < 0.3
 
 
@@ -143,9 +147,9 @@ ECHO = "building strategic relationships beyond finance"
 def test_degenerate_run_fails_and_says_why() -> None:
     units = [t.unit_id for t in DEGENERATE]
     results = judge_table([
-        (units[0], 5, [ECHO], [ECHO]),
-        (units[1], 4, ["It lands well because I care about fairness in my work."], []),
-        (units[2], 5, ["The learner clearly grew"], ["The learner clearly grew"]),
+        (units[0], 5, [], "Fully met."),
+        (units[1], 4, ["It lands well because I care about fairness in my work."], "The module does not engage with it."),
+        (units[2], 5, [], "The learner clearly grew."),
     ])  # fmt: skip
     report = assess_health(DEGENERATE, results)
     assert not report.healthy
@@ -160,13 +164,16 @@ def test_degenerate_run_fails_and_says_why() -> None:
     assert '(e.g. "as an ai language model")' in c["ai_phrases"].detail
     assert c["truncated"].value == pytest.approx(1 / 12, abs=1e-4)
     assert c["persona_similarity"].value > 0.9
-    assert c["unverified_evidence"].detail == "2 of 3 quotes unverified"
-    assert c["criterion_echo"].detail == "1 of 3 quotes restate the criterion, not the learner"
-    assert c["unsupported_high_scores"].detail == "2 of 3 judge scores of 4+ have no verified quote"
+    assert c["uncited_high_scores"].detail == "2 of 3 judge scores of 4+ cite no statement"
+    assert c["unrelated_citations"].detail == "1 of 1 cited statements share no word with their criterion"
+    assert c["verdict_contradictions"].detail == "1 of 3 judge rationales deny the verdict or score beside them"
     assert all(check.ok is False for check in report.checks if check.name != "failed_units")
     assert report.verdict.startswith("simulations look degenerate: scores flat in 3 of 3 units; ")
-    assert "2 of 3 quotes unverified" in report.verdict and "personas barely differ (similarity" in report.verdict
-    assert report.verdict.endswith("; note: no barriers in 3 of 3 conversations (at 9 of 9 steps)")
+    assert "2 of 3 judge scores of 4+ cite no statement" in report.verdict
+    assert "personas barely differ (similarity" in report.verdict
+    assert report.verdict.endswith(
+        "; note: no barriers in 3 of 3 conversations (at 9 of 9 steps); 1 of 1 cited statements share no word with their criterion"
+    )  # advisory checks are notes
 
 
 def test_one_flat_unit_among_lively_ones_is_tolerated() -> None:
@@ -218,8 +225,8 @@ def test_ai_phrases_catch_character_breaks_not_job_titles() -> None:
 
 def test_checks_without_data_are_not_applicable() -> None:
     report = assess_health([HEALTHY[0]])
-    for name in ("flat_across_personas", "persona_similarity", "unverified_evidence", "criterion_echo",
-                 "unsupported_high_scores"):  # fmt: skip
+    for name in ("flat_across_personas", "persona_similarity", "uncited_high_scores", "unrelated_citations",
+                 "verdict_contradictions"):  # fmt: skip
         assert report.check(name).ok is None and report.check(name).value is None
     assert report.healthy
 
@@ -238,60 +245,36 @@ def test_persona_similarity_pairs_samples_and_steps() -> None:
     assert assess_health([a0, other_version]).check("persona_similarity").value is None
 
 
-def test_quotes_are_rechecked_against_the_transcript_without_the_unverified_column() -> None:
-    t = HEALTHY[1]
-    table = judge_table([(t.unit_id, 4, ["overseas nurses on my ward", "nurses are lazy"], [])])
-    table = table.drop(columns=["evidence_unverified"])
-    check = assess_health([t], table).check("unverified_evidence")
-    assert (check.value, check.detail) == (0.5, "1 of 2 quotes unverified")
-
-
 def test_criteria_texts_override_the_table() -> None:
     t = HEALTHY[1]
-    quote = "what happened to the overseas nurses on the ward"  # not the learner's words ("on my ward")
-    table = judge_table([(t.unit_id, 3, [quote], [quote])])
-    assert assess_health([t], table).check("criterion_echo").value == 0
-    texts = {"gap-01": "That is exactly what happened to the overseas nurses on the ward?"}
-    assert assess_health([t], table, criteria_texts=texts).check("criterion_echo").value == 1
-
-
-@pytest.mark.parametrize(
-    ("quote", "echo"),
-    [
-        ("building strategic relationships beyond finance", True),
-        ('"close the gap: building strategic relationships"', True),
-        ("help this learner close the gap", True),
-        ("Building relationships beyond finance is where I fall short at board level", False),
-        ("I never connected it to cost", False),
-        ("beyond finance", False),
-    ],
-)
-def test_criterion_echo(quote: str, echo: bool) -> None:
-    assert is_criterion_echo(quote, CRITERION) is echo
+    table = judge_table([(t.unit_id, 3, ["overseas nurses on my ward"], "Partly.")])
+    assert assess_health([t], table).check("unrelated_citations").value == 1
+    texts = {"gap-01": "Does the module help this learner with the overseas nurses on the ward?"}
+    assert assess_health([t], table, criteria_texts=texts).check("unrelated_citations").value == 0
 
 
 def test_deterministic_grader_rows_are_not_judge_evidence() -> None:
     t = HEALTHY[0]
-    table = judge_table([(t.unit_id, 5, ["not in the transcript"], ["not in the transcript"])])
+    table = judge_table([(t.unit_id, 5, [], "Voiced.")])
     table["grader"] = "misunderstanding_coverage"
     report = assess_health([t], table)
-    assert report.check("unverified_evidence").value is None
-    assert report.check("unsupported_high_scores").value is None
+    assert report.check("uncited_high_scores").value is None
+    assert report.check("verdict_contradictions").value is None
 
 
 def test_reads_the_real_results_table() -> None:
     t = DEGENERATE[0]
     grade = Grade(
         unit_id=t.unit_id, criterion_id="gap-01", criterion_text=CRITERION, lens="gaps", grader="judge", score=5,
-        threshold=3, passed=True, judge_samples=1,
-        evidence=[Evidence(text="relationships beyond finance for this learner", verified=False),
-                  Evidence(text=_SAME, verified=True)],
+        threshold=3, passed=True, judge_samples=1, verdict="met", rationale="It is not met.",
+        evidence=[Evidence(id="S1.takeaway", text="relationships beyond finance for this learner"),
+                  Evidence(id="S2.takeaway", text=_SAME)],
     )  # fmt: skip
     frame = results_frame([(t, GradeFile(unit_id=t.unit_id, grades=[grade]))])
     report = assess_health([t], frame)
-    assert report.check("unverified_evidence").detail == "1 of 2 quotes unverified"
-    assert report.check("criterion_echo").detail == "1 of 2 quotes restate the criterion, not the learner"
-    assert report.check("unsupported_high_scores").value == 0
+    assert report.check("uncited_high_scores").detail == "0 of 1 judge scores of 4+ cite no statement"
+    assert report.check("unrelated_citations").value == 0.5
+    assert report.check("verdict_contradictions").value == 1
 
 
 def test_manifest_dict_and_terminal_rows() -> None:
@@ -303,7 +286,7 @@ def test_manifest_dict_and_terminal_rows() -> None:
     rows = health_table(report)
     assert len(rows[0]) == len(HEALTH_TABLE_COLUMNS)
     assert rows[0] == ("flat_scores", "1.00", "<= 0.5", "FAIL", "scores flat in 3 of 3 units")
-    assert ("unverified_evidence", "-", "<= 0.2", "n/a", "no judge evidence quotes to check") in rows
+    assert ("uncited_high_scores", "-", "<= 0.25", "n/a", "no judge scores") in rows
 
 
 def test_personas_filling_one_template_barely_differ() -> None:

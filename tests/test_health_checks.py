@@ -1,9 +1,8 @@
 """One test per health check: a healthy run must not fire it and a degenerate one must, including
-the false positives of issue 21 (barriers, character-break phrases, criterion echoes)."""
+the false positives of issue 21 (barriers, character-break phrases), and the checks on cited evidence."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 
 import pandas as pd
@@ -42,24 +41,24 @@ def _in_character() -> list[Transcript]:
     return [first.model_copy(update={"turns": turns}), *HEALTHY[1:]]
 
 
-def _voiced(quote: str, verified: bool) -> pd.DataFrame:
-    """One judge row on the misconception criterion, quoting `quote`."""
-    table = judge_table([(HEALTHY[0].unit_id, 2, [quote], [] if verified else [quote])])
+def _voiced(statement: str, score: float = 2, rationale: str = "It surfaced and was left standing.") -> pd.DataFrame:
+    """One judge row on the misconception criterion, citing `statement`."""
+    table = judge_table([(HEALTHY[0].unit_id, score, [statement], rationale)])
     return table.assign(criterion_id="misunderstanding-01", criterion_text=MISCONCEPTION)
 
 
 def _healthy_table() -> pd.DataFrame:
     fin, nurse, hr = (t.unit_id for t in HEALTHY)
-    return judge_table([(fin, 4, ["A checklist I can bring to the board committee is practical"], []),
-                        (nurse, 3, ["overseas nurses on my ward"], []), (hr, 2, [], [])])  # fmt: skip
+    return judge_table([(fin, 4, ["Finance leadership and relationships at the board committee"], "Clear plan."),
+                        (nurse, 3, ["relationships with overseas nurses on my ward"], "Some."),
+                        (hr, 2, [], "Barely touched.")])  # fmt: skip
 
 
 def _degenerate_table() -> pd.DataFrame:
     units = [t.unit_id for t in DEGENERATE]
-    return judge_table([(units[0], 5, ["building strategic relationships beyond finance"],
-                         ["building strategic relationships beyond finance"]),
-                        (units[1], 4, ["The learner engaged well"], ["The learner engaged well"]),
-                        (units[2], 5, ["The learner clearly grew"], ["The learner clearly grew"])])  # fmt: skip
+    return judge_table([(units[0], 5, [], "Fully met."),
+                        (units[1], 4, ["The learner engaged well"], "The module does not engage with power."),
+                        (units[2], 5, ["It was a good day"], "The learner clearly grew.")])  # fmt: skip
 
 
 Case = Callable[[], tuple[list[Transcript], pd.DataFrame | None]]
@@ -78,12 +77,15 @@ CASES: dict[str, tuple[Case, Case]] = {
     "truncated": (lambda: (HEALTHY, None), lambda: (DEGENERATE, None)),
     "failed_units": (lambda: (HEALTHY, None), lambda: ([*HEALTHY, FAILED], None)),
     "persona_similarity": (lambda: (HEALTHY, None), lambda: (DEGENERATE, None)),
-    "unverified_evidence": (lambda: (HEALTHY, _healthy_table()), lambda: (DEGENERATE, _degenerate_table())),
-    "criterion_echo": (
-        lambda: (HEALTHY, _voiced(HEALTHY_LEARNER, True)),
-        lambda: (HEALTHY, _voiced("finance leadership is purely technical", False)),
+    "uncited_high_scores": (lambda: (HEALTHY, _healthy_table()), lambda: (DEGENERATE, _degenerate_table())),
+    "unrelated_citations": (
+        lambda: (HEALTHY, _voiced(VOICED)),
+        lambda: (HEALTHY, _voiced("It was a good day")),
     ),
-    "unsupported_high_scores": (lambda: (HEALTHY, _healthy_table()), lambda: (DEGENERATE, _degenerate_table())),
+    "verdict_contradictions": (
+        lambda: (HEALTHY, _voiced(VOICED, 5, "Voiced early, then clearly corrected at step 3.")),
+        lambda: (HEALTHY, _voiced(VOICED, 5, "The module does not correct it.")),
+    ),
 }
 
 
@@ -164,17 +166,9 @@ def test_learner_sentences_that_start_like_a_refusal_are_not_counted() -> None:
     assert check.value == 0 and check.ok
 
 
-def test_a_verified_quote_voicing_the_misconception_is_not_an_echo() -> None:
-    # The learner's own words, found in the transcript, naming the misconception the criterion asks
-    # about: the best evidence there is for it, which the old check counted as an echo (1 of 1).
-    t = HEALTHY[0]
-    turns = [s.model_copy(deep=True) for s in t.turns]
-    turns[0].reaction.misunderstandings = [VOICED]
-    learner = [t.model_copy(update={"turns": turns})]
-    table = _voiced("finance leadership is purely technical", verified=True)
-    table["evidence_unverified"] = json.dumps([])
-    report = assess_health(learner, table)
-    assert report.check("unverified_evidence").value == 0
-    assert report.check("criterion_echo").value == 0
-    invented = _voiced("finance leadership is purely technical", verified=False)
-    assert assess_health(learner, invented).check("criterion_echo").value == 1
+def test_a_statement_voicing_the_misconception_is_related_to_its_criterion() -> None:
+    # The learner's own words naming the misconception the criterion asks about: the best evidence
+    # there is (the old quote check counted it as an echo of the criterion).
+    report = assess_health(HEALTHY, _voiced(VOICED))
+    assert report.check("unrelated_citations").value == 0
+    assert report.check("verdict_contradictions").value == 0

@@ -12,6 +12,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from personasim.prompts import TEMPLATE_NAMES
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -34,7 +36,7 @@ def test_the_wheel_holds_every_module_and_template(wheel: Path) -> None:
     modules = {p.relative_to(source).as_posix() for p in (source / "personasim").rglob("*.py")}
     templates = {f"personasim/prompt_templates/{p.name}" for p in (REPO / "prompts").glob("*.j2")}
     report = {p.relative_to(source).as_posix() for p in (source / "personasim/report/templates").iterdir()}
-    assert len(templates) == 6 and report
+    assert len(templates) == len(TEMPLATE_NAMES) and report
     assert modules | templates | report <= names, sorted((modules | templates | report) - names)
 
 

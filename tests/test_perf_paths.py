@@ -17,13 +17,14 @@ from openai.types.chat import completion_create_params
 from clients import openai_client
 from personasim.analysis import health_checks
 from personasim.analysis.health_checks import check_persona_similarity
-from personasim.grading.grade import JudgeVerdict
+from personasim.grading.judge import verdict_model
 from personasim.llm.replay import fast_request_key, request_key
 from personasim.llm.structured import STRUCTURED_MODES, copy_messages, response_schema, strict_schema
 from personasim.llm.types import ChatOptions
 from personasim.records.transcript import EndReflection, StepReaction, Transcript
 from personasim.run.runner import _off_loop
 
+JudgeVerdict = verdict_model(("S1.takeaway", "END.changed"))
 MESSAGES = [
     {"role": "system", "content": 'You are the Assistant Director of Finance. \u00e9\u00fc \u2028 "quoted" \\ back'},
     {"role": "user", "content": "Step 1 of 2: Fairness\n\nContent\twith tabs and \x00 a NUL"},

@@ -67,11 +67,11 @@ def test_judge_prompts_put_the_shared_transcript_first_and_the_criterion_last() 
     criteria = derive_criteria(persona, module)
     system = prompts.judge_system(_transcript(), persona, module)
     assert "Rubric" in system and "5 = fully met" in system and "1 = not met" in system
-    assert "rationale first, then the evidence, then the score" in system
+    assert "1. verdict" in system and "4. score, which must fit the verdict" in system
     assert all(c.text not in system for c in criteria)  # the shared prefix holds no criterion
     user = prompts.judge_criterion(criteria[2])
     assert user.startswith("Criterion misunderstanding-01 (lens: misunderstandings)")
-    assert "3 = No sign either way" in user  # this criterion's own anchors
+    assert "3 = Partly corrected" in user  # this criterion's own anchors
     assert user.rstrip().endswith('"score": 1-5}.')
 
 

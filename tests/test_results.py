@@ -33,7 +33,7 @@ SETTINGS = LLMSettings(model="gpt-test", seed=0)
 PROMPTS = Prompts()
 REQUIRED = (
     "run_id unit_id persona_id persona_title module_id module_version sample criterion_id criterion_text lens "
-    "grader score score_norm passed threshold rationale evidence evidence_verified judge_samples score_sd "
+    "grader score score_norm passed threshold verdict rationale evidence judge_samples score_sd "
     "score_min score_max learner_model judge_model prompt_tokens completion_tokens cached_tokens cost_usd persona_hash module_hash "
     "prompt_hash"
 ).split()
@@ -70,9 +70,9 @@ async def test_one_row_per_unit_and_criterion_with_all_columns(units) -> None:
     assert judge["judge_model"].notna().all() and deterministic["judge_model"].isna().all()
     assert (frame["learner_model"] == units[0][0].model).all()
     power = frame[frame["criterion_id"] == "lens-power"].iloc[0]
-    assert json.loads(power["evidence_unverified"]) == ["this module changed my whole career"]
-    assert bool(power["evidence_verified"]) is False  # bool(pd.NA) would raise
-    assert "unverified evidence" in json.loads(power["flags"])
+    cited = json.loads(power["evidence"])
+    assert [c["id"] for c in cited] == ["S1.takeaway", "S3.takeaway"] and all(c["text"] for c in cited)
+    assert power["verdict"] in ("met", "partly met", "not met")
     transcript, grade_file = units[0]
     assert (frame["prompt_hash"] == row_prompt_hash(transcript, grade_file)).all()
 

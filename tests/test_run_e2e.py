@@ -19,7 +19,7 @@ REPO = Path(__file__).resolve().parents[1]
 SECRET = "sk-test-secret-do-not-store-0123456789"
 REQUIRED = (
     "run_id unit_id persona_id persona_title module_id module_version sample criterion_id criterion_text lens "
-    "grader score score_norm passed threshold rationale evidence evidence_verified judge_samples score_sd "
+    "grader score score_norm passed threshold verdict rationale evidence judge_samples score_sd "
     "score_min score_max learner_model judge_model prompt_tokens completion_tokens cached_tokens cost_usd persona_hash module_hash "
     "prompt_hash"
 ).split()

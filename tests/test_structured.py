@@ -131,13 +131,23 @@ async def test_refusal_is_a_typed_error_without_reask(openai_server: FakeOpenAIS
     assert info.value.refusal == "I can't grade that." and len(openai_server.chat_requests) == 1
 
 
-async def test_truncation_is_a_typed_error_with_a_hint(openai_server: FakeOpenAIServer) -> None:
-    openai_server.enqueue(Reply.truncated('{"rationale": "a very long', completion_tokens=300))
+async def test_a_cut_off_answer_is_re_asked_asking_for_short_fields(openai_server: FakeOpenAIServer) -> None:
+    openai_server.enqueue(Reply.truncated('{"rationale": "a very long', completion_tokens=300), Reply.json(GOOD))
+    async with client_for(openai_server) as client:
+        c = await complete_structured(client, MSGS, OPTS, Grade)
+    assert c.parsed.score == GOOD["score"] and c.reasks == 1 and c.usage.completion_tokens > 300
+    reask = openai_server.chat_requests[1].body["messages"]
+    assert reask[-2] == {"role": "assistant", "content": '{"rationale": "a very long'}
+    assert "cut off at the length limit" in reask[-1]["content"] and "Keep every field short" in reask[-1]["content"]
+
+
+async def test_truncation_past_the_re_ask_budget_is_a_typed_error_with_a_hint(openai_server: FakeOpenAIServer) -> None:
+    openai_server.enqueue(*[Reply.truncated('{"rationale": "a very long', completion_tokens=300)] * 3)
     async with client_for(openai_server) as client:
         with pytest.raises(TruncatedError, match="raise max_tokens") as info:
-            await complete_structured(client, MSGS, OPTS, Grade)
-    assert info.value.max_tokens == 300 and info.value.usage.completion_tokens == 300
-    assert len(openai_server.chat_requests) == 1
+            await complete_structured(client, MSGS, OPTS, Grade, max_reasks=2)
+    assert info.value.max_tokens == 300 and info.value.usage.completion_tokens == 900  # every ask counted
+    assert len(openai_server.chat_requests) == 3
 
 
 async def test_server_ignoring_response_format_is_still_validated(openai_server: FakeOpenAIServer) -> None:

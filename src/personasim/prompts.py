@@ -21,6 +21,7 @@ from personasim.hashing import canonical_json, content_hash
 from personasim.inputs.criteria import Criterion
 from personasim.inputs.module import LearningModule
 from personasim.inputs.persona import Persona
+from personasim.records.statements import Statement, end_statements, step_statements
 from personasim.records.transcript import Transcript
 
 PERSONA_SYSTEM = "persona_system.md.j2"
@@ -28,8 +29,9 @@ STEP_TURN = "step_turn.md.j2"
 END_REFLECTION = "end_reflection.md.j2"
 JUDGE_SYSTEM = "judge_system.md.j2"
 JUDGE_CRITERION = "judge_criterion.md.j2"
+JUDGE_IDENTIFY = "judge_identify.md.j2"
 STEP_RECAP = "step_recap.md.j2"
-TEMPLATE_NAMES = (PERSONA_SYSTEM, STEP_TURN, STEP_RECAP, END_REFLECTION, JUDGE_SYSTEM, JUDGE_CRITERION)
+TEMPLATE_NAMES = (PERSONA_SYSTEM, STEP_TURN, STEP_RECAP, END_REFLECTION, JUDGE_SYSTEM, JUDGE_CRITERION, JUDGE_IDENTIFY)
 JUDGE_STEP_CHARS = 400
 
 
@@ -116,12 +118,26 @@ class Prompts:
         self, transcript: Transcript, persona: Persona, module: LearningModule, step_chars: int = JUDGE_STEP_CHARS
     ) -> str:
         steps = {s.id: s for s in module.steps}
+        statements = {t.step_index: step_statements(t.step_index, t.reaction) for t in transcript.turns}
+        closing = end_statements(transcript.reflection.reflection) if transcript.reflection else []
         return self.render(
-            JUDGE_SYSTEM, transcript=transcript, persona=persona, module=module, steps=steps, step_chars=step_chars
+            JUDGE_SYSTEM,
+            transcript=transcript,
+            persona=persona,
+            module=module,
+            steps=steps,
+            step_chars=step_chars,
+            statements=statements,
+            closing=closing,
         )
 
     def judge_criterion(self, criterion: Criterion) -> str:
         return self.render(JUDGE_CRITERION, criterion=criterion)
+
+    def judge_identify(self, statements: list[Statement], profiles: list[tuple[str, str]]) -> str:
+        """check-model's fidelity question: which of `profiles` (label, summary) wrote these
+        (anonymised) statements."""
+        return self.render(JUDGE_IDENTIFY, statements=statements, profiles=profiles)
 
 
 def template_hashes(directory: str | Path | None = None) -> dict[str, str]:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import random
+import re
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from itertools import combinations
 from statistics import fmean
@@ -14,8 +15,8 @@ from typing import Any
 import pandas as pd
 from pydantic import BaseModel, ConfigDict
 
-from personasim.analysis.health_text import ai_phrase, is_criterion_echo, similar, similarity
-from personasim.grading.grade import normalise, verify_quote
+from personasim.analysis.health_text import ai_phrase, similar, similarity
+from personasim.grading.text_match import content_tokens, normalise
 from personasim.records.transcript import Transcript, Turn
 
 # Persona similarity compares pairs of personas: beyond this many pairs per module version a
@@ -45,14 +46,15 @@ THRESHOLDS: dict[str, float] = {
     # Independent answers to a step stay near 0.1; at 0.5 half of a typical answer's words line
     # up with another persona's: one template, re-worded.
     "persona_similarity": 0.5,
-    # Quotes are checked verbatim (case, spacing and quote marks aside): a capable judge rarely misses.
-    "unverified_evidence": 0.2,
-    "criterion_echo": 0.1,
-    "unsupported_high_scores": 0.25,
+    # Evidence is cited statements (the learner's words by construction). A judge that scores 4+ on
+    # nothing it can point to is lenient; a rationale that denies its own score is not reading.
+    "uncited_high_scores": 0.25,
+    "unrelated_citations": 0.5,
+    "verdict_contradictions": 0.1,
 }
 # Checks that are reported (status "warn") but never alone make the verdict "degenerate": what
 # they count can be a healthy learner's answer.
-ADVISORY = frozenset({"empty_barriers"})
+ADVISORY = frozenset({"empty_barriers", "unrelated_citations"})
 
 
 class HealthCheck(BaseModel):
@@ -235,22 +237,23 @@ def check_persona_similarity(transcripts: list[Transcript]) -> HealthCheck:
 
 
 @dataclass(frozen=True)
-class Quote:
+class Citation:
+    """One learner statement a judge grade cites."""
+
     unit_id: str
     criterion_id: str
+    statement_id: str
     text: str
-    verified: bool
     criterion_text: str
 
 
 def _as_list(value: Any) -> list[Any]:
     if isinstance(value, str):
         try:
-            parsed = json.loads(value)
-        except json.JSONDecodeError:
-            return [value] if value.strip() else []
-        return parsed if isinstance(parsed, list) else [parsed]
-    if isinstance(value, Iterable) and not isinstance(value, (bytes, dict)):
+            value = json.loads(value)
+        except ValueError:
+            return []
+    if isinstance(value, (list, tuple)):
         return list(value)
     return []
 
@@ -259,8 +262,7 @@ def _present(value: Any) -> bool:
     return value is not None and value is not pd.NA and not (isinstance(value, float) and value != value)
 
 
-_JUDGE_COLUMNS = ("unit_id", "criterion_id", "criterion_text", "score", "evidence", "evidence_unverified",
-                  "evidence_verified")  # fmt: skip
+_JUDGE_COLUMNS = ("unit_id", "criterion_id", "criterion_text", "score", "verdict", "rationale", "evidence")
 
 
 def judge_rows(results: pd.DataFrame | None) -> pd.DataFrame:
@@ -278,76 +280,53 @@ def judge_records(results: pd.DataFrame | None) -> list[dict[str, Any]]:
     return rows[[c for c in _JUDGE_COLUMNS if c in rows.columns]].to_dict("records") if not rows.empty else []
 
 
-def _row_quotes(row: Mapping[str, Any], learner_texts: Callable[[], list[str] | None],
-                criterion_text: str) -> list[Quote]:  # fmt: skip
-    """Quotes of one results row. Verified per quote from `evidence_unverified` when the table has
-    it, else re-checked against the transcript, else the row's `evidence_verified`."""
-    listed = row.get("evidence_unverified")
-    unverified = {normalise(str(q)) for q in _as_list(listed)} if _present(listed) else None
-    row_flag = row.get("evidence_verified")
-    quotes = []
-    for item in _as_list(row.get("evidence")):
-        text = str(item.get("text", "")) if isinstance(item, dict) else str(item)
-        if not text.strip():
-            continue
-        if isinstance(item, dict) and "verified" in item:
-            verified = bool(item["verified"])
-        elif unverified is not None:
-            verified = normalise(text) not in unverified
-        elif (texts := learner_texts()) is not None:
-            verified = verify_quote(text, texts)
-        else:
-            verified = bool(row_flag) if _present(row_flag) else False
-        quotes.append(Quote(str(row.get("unit_id", "")), str(row.get("criterion_id", "")), text, verified,
-                            criterion_text))  # fmt: skip
-    return quotes
-
-
-def judge_quotes(results: pd.DataFrame | None, transcripts: list[Transcript],
-                 criteria_texts: Mapping[str, str] | None = None,
-                 records: list[dict[str, Any]] | None = None) -> list[Quote]:  # fmt: skip
-    """Every evidence quote of the judge rows, with whether it was found in the transcript."""
-    by_unit = {t.unit_id: t for t in transcripts}
-    texts: dict[str, list[str] | None] = {}  # learner texts, built only for rows that need them
-
-    def learner_texts(unit_id: str) -> list[str] | None:
-        if unit_id not in texts:
-            texts[unit_id] = by_unit[unit_id].learner_texts() if unit_id in by_unit else None
-        return texts[unit_id]
-
-    quotes: list[Quote] = []
-    for row in judge_records(results) if records is None else records:
+def judge_citations(records: list[dict[str, Any]], criteria_texts: Mapping[str, str] | None = None) -> list[Citation]:
+    """Every statement the judge rows cite (the `evidence` column: a JSON list of {id, text})."""
+    out = []
+    for row in records:
         criterion = (criteria_texts or {}).get(str(row.get("criterion_id")), row.get("criterion_text"))
         criterion = str(criterion) if _present(criterion) else ""
-        quotes += _row_quotes(row, lambda unit=str(row.get("unit_id")): learner_texts(unit), criterion)
-    return quotes
+        for item in _as_list(row.get("evidence")):
+            if isinstance(item, dict) and str(item.get("text", "")).strip():
+                out.append(Citation(str(row.get("unit_id", "")), str(row.get("criterion_id", "")),
+                                    str(item.get("id", "")), str(item["text"]), criterion))  # fmt: skip
+    return out
 
 
-def check_unverified_evidence(quotes: list[Quote]) -> HealthCheck:
-    """Quotes not found in the learner's answers."""
-    bad = sum(not q.verified for q in quotes)
-    if not quotes:
-        return _check("unverified_evidence", None, "no judge evidence quotes to check")
-    return _check("unverified_evidence", bad / len(quotes), f"{bad} of {len(quotes)} quotes unverified")
-
-
-def check_criterion_echo(quotes: list[Quote]) -> HealthCheck:
-    """Quotes that restate the criterion and are not the learner's words. A quote found in the
-    learner's answers is never an echo: a learner voicing the misconception (or the gap) a criterion
-    names is the best evidence for it."""
-    echoes = [q for q in quotes if not q.verified and is_criterion_echo(q.text, q.criterion_text)]
-    if not quotes:
-        return _check("criterion_echo", None, "no judge evidence quotes to check")
-    detail = f"{len(echoes)} of {len(quotes)} quotes restate the criterion, not the learner"
-    return _check("criterion_echo", len(echoes) / len(quotes), detail)
-
-
-def check_unsupported_high_scores(records: list[dict[str, Any]], quotes: list[Quote]) -> HealthCheck:
-    """Judge scores of 4 or more with no verified quote behind them (a lenient judge)."""
+def check_uncited_high_scores(records: list[dict[str, Any]]) -> HealthCheck:
+    """Judge scores of 4 or more that cite no statement of the learner (a lenient judge)."""
     if not records or "score" not in records[0]:
-        return _check("unsupported_high_scores", None, "no judge scores")
-    supported = {(q.unit_id, q.criterion_id) for q in quotes if q.verified}
+        return _check("uncited_high_scores", None, "no judge scores")
     high = [r for r in records if _present(r.get("score")) and float(r["score"]) >= 4]
-    bare = sum((str(r.get("unit_id")), str(r.get("criterion_id"))) not in supported for r in high)
-    detail = f"{bare} of {len(high)} judge scores of 4+ have no verified quote"
-    return _check("unsupported_high_scores", _share(bare, len(high)), detail)
+    bare = sum(not _as_list(r.get("evidence")) for r in high)
+    detail = f"{bare} of {len(high)} judge scores of 4+ cite no statement"
+    return _check("uncited_high_scores", _share(bare, len(high)), detail)
+
+
+def check_unrelated_citations(citations: list[Citation]) -> HealthCheck:
+    """Cited statements that share no content word with the criterion they are cited for: cheap,
+    and blunt (a statement can bear on a criterion in other words), so advisory."""
+    if not citations:
+        return _check("unrelated_citations", None, "no cited statements to check")
+    unrelated = sum(not (content_tokens(c.text) & content_tokens(c.criterion_text)) for c in citations)
+    detail = f"{unrelated} of {len(citations)} cited statements share no word with their criterion"
+    return _check("unrelated_citations", unrelated / len(citations), detail)
+
+
+_DENIAL = re.compile(r"\b(?:not met|does not|doesn't|did not|didn't|fails? to|no evidence|is not|isn't|never)\b")
+
+
+def check_verdict_contradictions(records: list[dict[str, Any]]) -> HealthCheck:
+    """Grades whose rationale denies what their verdict or score claims: a "met" verdict (or a score
+    of 4+) beside a rationale saying the criterion is not met. Verdicts outside their score band are
+    re-asked at grading time; this counts what a re-ask cannot see."""
+    judged = [r for r in records if _present(r.get("score"))]
+    if not judged:
+        return _check("verdict_contradictions", None, "no judge verdicts")
+    bad = sum(
+        (r.get("verdict") == "met" or float(r["score"]) >= 4)
+        and bool(_DENIAL.search(normalise(str(r.get("rationale") or ""))))
+        for r in judged
+    )
+    detail = f"{bad} of {len(judged)} judge rationales deny the verdict or score beside them"
+    return _check("verdict_contradictions", bad / len(judged), detail)

@@ -6,14 +6,12 @@ import re
 from difflib import SequenceMatcher
 from functools import lru_cache
 
-from personasim.grading.grade import content_tokens, normalise
+from personasim.grading.text_match import normalise
 
 # Two consecutive steps' takeaway (or how_it_lands) this similar count as a copy: rewording one
 # sentence keeps the ratio above 0.8, while answers about different steps score well below 0.5.
 COPY_SIMILARITY = 0.8
 # A judge quote whose content words are this much inside the criterion's is an echo of it.
-ECHO_CONTAINMENT = 0.8
-ECHO_MIN_TOKENS = 3
 
 
 @lru_cache(maxsize=65536)
@@ -42,20 +40,6 @@ def similar(a: str, b: str, threshold: float = COPY_SIMILARITY) -> bool:
     return (
         matcher.real_quick_ratio() >= threshold and matcher.quick_ratio() >= threshold and matcher.ratio() >= threshold
     )
-
-
-def is_criterion_echo(quote: str, criterion: str) -> bool:
-    """The quote restates the criterion: it is a substring of it, or nearly all its content words
-    come from it, or the two read nearly the same."""
-    q, c = normalise(quote).strip(" \"'.,;:!?"), normalise(criterion)
-    if not q or not c:
-        return False
-    if len(q.split()) >= ECHO_MIN_TOKENS and q in c:
-        return True
-    tokens = content_tokens(quote)
-    if len(tokens) >= ECHO_MIN_TOKENS and len(tokens & content_tokens(criterion)) / len(tokens) >= ECHO_CONTAINMENT:
-        return True
-    return similar(quote, criterion)
 
 
 # --------------------------------------------------------------------------- character breaks

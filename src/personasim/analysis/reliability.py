@@ -26,7 +26,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict
 
 from personasim.analysis.results import RunPaths, load_grades
-from personasim.grading.grade import Grade
+from personasim.records.grades import Grade
 
 Level = Literal["interval", "ordinal"]
 OVERALL = "(all)"

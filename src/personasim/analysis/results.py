@@ -25,10 +25,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from personasim.errors import InputError
 from personasim.fileio import atomic_write_bytes, atomic_write_text
-from personasim.grading.grade import Grade
 from personasim.hashing import canonical_json, content_hash
 from personasim.inputs.criteria import LENSES
 from personasim.llm.costs import PriceTable
+from personasim.records.grades import Grade
 from personasim.records.transcript import Transcript, load_transcript
 from personasim.records.usage import Usage
 
@@ -41,8 +41,7 @@ COLUMN_TYPES: dict[str, str] = {
     "module_id": "string", "module_version": "string", "sample": "Int64",
     "criterion_id": "string", "criterion_text": "string", "lens": "string", "source_field": "string",
     "grader": "string", "score": "Float64", "score_norm": "Float64", "passed": "boolean",
-    "threshold": "Float64", "rationale": "string", "evidence": "string", "evidence_verified": "boolean",
-    "evidence_unverified": "string", "flags": "string", "error": "string", "judge_samples": "Int64",
+    "threshold": "Float64", "verdict": "string", "rationale": "string", "evidence": "string", "flags": "string", "error": "string", "judge_samples": "Int64",
     "judge_scores": "string", "score_sd": "Float64", "score_min": "Float64", "score_max": "Float64",
     "learner_model": "string", "judge_model": "string",
     "prompt_tokens": "Int64", "completion_tokens": "Int64", "cached_tokens": "Int64", "cost_usd": "Float64",
@@ -125,9 +124,8 @@ def grade_row(transcript: Transcript, grade: Grade, prompt_hash: str, prices: Pr
         "source_field": grade.source_field, "grader": grade.grader,
         "score": grade.score, "score_norm": grade.score_norm, "passed": grade.passed, "threshold": grade.threshold,
         "rationale": grade.rationale,
-        "evidence": _json_list([e.text for e in grade.evidence]),
-        "evidence_verified": grade.evidence_verified,
-        "evidence_unverified": _json_list([e.text for e in grade.evidence if not e.verified]),
+        "verdict": grade.verdict,
+        "evidence": json.dumps([e.model_dump() for e in grade.evidence], ensure_ascii=False),
         "flags": _json_list(grade.flags), "error": grade.error,
         "judge_samples": grade.judge_samples,
         "judge_scores": _judge_scores(grade),

@@ -2,7 +2,8 @@
 
 Each persona yields: one criterion per competency gap, per potential misunderstanding and per
 (distinct) target competency; fit criteria (time, learning preferences, barriers, abandonment);
-misunderstanding coverage; the persona document's four lenses (power, difference, inclusion,
+whether the simulated learner voiced its potential misunderstandings (lens "simulation": a property
+of the role-play, kept out of the module's scores); the persona document's four lenses (power, difference, inclusion,
 transformational learning); and its explicit `Evaluation Criteria`, if it lists any.
 Ids are stable across runs (`gap-01`, `misunderstanding-02`, `lens-power`) so runs and module
 versions line up criterion by criterion.
@@ -29,16 +30,18 @@ Lens = Literal[
     "inclusion",
     "transformational",
     "explicit",
+    "simulation",
 ]
-LENSES: tuple[str, ...] = Lens.__args__  # type: ignore[attr-defined]
+SIMULATION_LENS = "simulation"  # about the role-play, not the module: never in a module's scores
+LENSES: tuple[str, ...] = tuple(lens for lens in Lens.__args__ if lens != SIMULATION_LENS)  # type: ignore[attr-defined]
 DEFAULT_THRESHOLD = 3.0
 
-MISUNDERSTANDING_ANCHORS = {
-    "1": "It surfaced and the module reinforced it, or it shaped the learner's plans unchallenged.",
+MISUNDERSTANDING_ANCHORS = {  # "no evidence" (it never came up either way) is the judge's verdict, not a score
+    "1": "The module reinforced it, or it shaped the learner's plans unchallenged.",
     "2": "It surfaced and the module left it standing.",
-    "3": "No sign either way: it did not surface and nothing in the answers shows it was addressed.",
-    "4": "The learner's answers show a view that contradicts it, or it surfaced and was partly corrected.",
-    "5": "It surfaced (or was anticipated) and the learner's answers show it clearly corrected.",
+    "3": "Partly corrected: the learner's view moved, but the misconception still shows.",
+    "4": "Later statements show a view that contradicts it, or it surfaced and was mostly corrected.",
+    "5": "It surfaced (or was anticipated) and later statements show it clearly corrected.",
 }
 
 
@@ -109,8 +112,9 @@ def _misunderstanding_criteria(persona: Persona) -> list[Criterion]:
         Criterion(
             id=f"misunderstanding-{n:02d}",
             text=(
-                f'Potential misunderstanding: "{item}". Did it surface in the learner\'s answers, '
-                "and did the module correct it?"
+                f'Potential misunderstanding: "{item}". Does the module correct it for this learner: do later '
+                "statements show the view changed, or the module anticipate and address it? (Whether the "
+                "learner voiced it at all is a property of the simulation, graded apart.)"
             ),
             lens="misunderstandings",
             source_field=f"competency_development_profile.potential_misunderstandings[{i}]",
@@ -121,15 +125,15 @@ def _misunderstanding_criteria(persona: Persona) -> list[Criterion]:
 
 
 def _competency_criteria(persona: Persona, module: LearningModule | None) -> list[Criterion]:
-    claimed = {_norm(c) for c in module.target_competencies} if module else set()
     items = _dedupe(persona.competency_development_profile.target_competencies)
     out = []
     for n, (i, competency) in enumerate(items, start=1):
-        note = " (the module says it targets this)" if _norm(competency) in claimed else ""
+        # The same text for every module version (what a module claims to target is not evidence, and
+        # two versions compared must be judged on the same question).
         out.append(
             Criterion(
                 id=f"competency-{n:02d}",
-                text=f"Does the module develop this target competency for this learner: {competency}{note}?",
+                text=f"Does the module develop this target competency for this learner: {competency}?",
                 lens="competencies",
                 source_field=f"competency_development_profile.target_competencies[{i}]",
             )
@@ -170,9 +174,12 @@ def _fit_criteria(persona: Persona) -> list[Criterion]:
             grader="abandonment",
         ),
         Criterion(
-            id="misunderstanding-coverage",
-            text="Does the simulated learner voice the persona's potential misunderstandings at some step?",
-            lens="misunderstandings",
+            id="misunderstanding-surfaced",
+            text=(
+                "Does the simulated learner voice the persona's potential misunderstandings at some step? "
+                "(A property of the simulation, not of the module: kept out of the module's scores.)"
+            ),
+            lens=SIMULATION_LENS,
             source_field="competency_development_profile.potential_misunderstandings",
             grader="misunderstanding_coverage",
         ),

@@ -216,12 +216,16 @@ def _describe_validation(exc: ValidationError) -> str:
 # --------------------------------------------------------------------------- re-ask loop
 
 
-def check_finish(completion: Completion, options: ChatOptions) -> None:
-    """Refusals and truncated answers cannot be fixed by a re-ask: raise typed errors."""
+TRUNCATED_NOTE = (
+    "the answer was cut off at the length limit before the JSON object was complete. Keep every field "
+    "short (a sentence or two each) so that the whole object fits"
+)
+
+
+def check_refusal(completion: Completion) -> None:
+    """A refusal cannot be fixed by a re-ask: raise at once."""
     if completion.refusal:
         raise RefusalError(completion.refusal)
-    if completion.finish_reason == "length":
-        raise TruncatedError(options.max_tokens, completion.usage, completion.text)
 
 
 def reask_messages(messages: list[dict[str, Any]], answer: str, error: str) -> list[dict[str, Any]]:
@@ -245,15 +249,24 @@ async def complete_structured(
 ) -> Completion:
     """Ask for `response_model`; on invalid JSON or a ValidationError re-ask (at most
     `max_reasks` times) with the error appended. The returned Completion's `parsed` is a
-    validated instance, its `usage` and `attempts` the totals over all asks. Raises
-    StructuredOutputError on exhaustion, RefusalError / TruncatedError at once."""
+    validated instance, its `usage` and `attempts` the totals over all asks. An answer cut off at
+    max_tokens is re-asked the same way, with a note to keep every field short. Raises
+    StructuredOutputError (or TruncatedError, when the last ask was cut off) on exhaustion, and
+    RefusalError at once."""
     conversation = copy_messages(messages)
     total, attempts = Usage(), 0
     last_error, last_text = "", ""
     for ask in range(max_reasks + 1):
         completion = await client.complete(conversation, options, response_model)
         total, attempts = total + completion.usage, attempts + completion.attempts
-        check_finish(completion, options)
+        check_refusal(completion)
+        if completion.finish_reason == "length":  # cut off: re-asked like an invalid answer, within the budget
+            last_error, last_text = TRUNCATED_NOTE, completion.text
+            if ask == max_reasks:
+                raise TruncatedError(options.max_tokens, total, completion.text)
+            logger.info("structured answer cut off at max_tokens (ask %d/%d)", ask + 1, max_reasks + 1)
+            conversation = reask_messages(conversation, completion.text, TRUNCATED_NOTE)
+            continue
         try:
             parsed = completion.parsed  # clients parse the answer already; parse again only if they did not
             if not isinstance(parsed, response_model):
