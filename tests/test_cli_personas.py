@@ -67,8 +67,8 @@ def test_list_table(run):
     assert result.exit_code == 0, result.output
     for persona_id in ("p17-assistant-director-of-finance", "p23-director-of-nursing-community-services"):
         assert persona_id in result.stdout
-    row_17 = next(line for line in result.stdout.splitlines() if "p17-" in line)
-    assert [cell.strip() for cell in row_17.strip("│ ").split("│")] == [
+    row_17 = next(line for line in result.stdout.splitlines() if "p17-" in line)  # not a terminal: tab-separated
+    assert row_17.split("\t") == [
         "p17-assistant-director-of-finance", "17", "Assistant Director of Finance", "Stage 3", "5-6", "5", "3",
     ]  # fmt: skip
 
@@ -111,7 +111,7 @@ def test_validate_ok(run):
 def test_validate_prints_warnings_to_stderr(run):
     result = run("validate", str(UNSEEN))
     assert result.exit_code == 0, result.output
-    assert result.stdout.strip().endswith("1 personas (p23-director-of-nursing-community-services), 3 warnings")
+    assert result.stdout.strip().endswith("1 persona (p23-director-of-nursing-community-services), 3 warnings")
     assert [line.split(": ")[0] for line in result.stderr.splitlines()] == [
         f"{UNSEEN}:33",
         f"{UNSEEN}:93",

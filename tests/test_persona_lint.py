@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from personasim.errors import InputError
-from personasim.inputs.persona_lint import Finding, lint_personas
+from personasim.inputs.persona_lint import Finding, lint_personas, persona_warnings, validation_findings
+from personasim.inputs.persona_parser import load_personas
 
 REPO = Path(__file__).resolve().parents[1]
 SEED = REPO / "personas" / "stage3-personas.md"
@@ -149,3 +150,29 @@ def _write(tmp_path: Path, text: str) -> Path:
     path = tmp_path / "doc.md"
     path.write_text(text, encoding="utf-8")
     return path
+
+
+def test_a_near_miss_heading_or_key_gets_a_suggestion(tmp_path):
+    text = COMPLETE_PERSONA.replace("### Learning Readiness", "### Learning Readyness").replace(
+        "**Time Available:**", "**Time Availble:**"
+    )
+    path = tmp_path / "doc.md"
+    path.write_text(text, encoding="utf-8")
+    messages = [f.message for f in lint_personas([path])]
+    assert any(m.endswith("did you mean 'Learning Readiness'?") for m in messages if "'Learning Readyness'" in m)
+    assert any(m.endswith("did you mean 'Time Available'?") for m in messages if "'Time Availble'" in m)
+    assert "persona 5 has no 'Learning Readiness': add it" in messages
+
+
+def test_persona_warnings_keep_to_the_personas_loaded(tmp_path):
+    second = COMPLETE_PERSONA.replace("Persona 5: Ward Manager", "Persona 6: Matron").replace(
+        "### Peer Learning Context", "### Peer Lerning Context"
+    )
+    path = tmp_path / "doc.md"
+    path.write_text(COMPLETE_PERSONA + "\n" + second, encoding="utf-8")
+    everyone = persona_warnings([path])
+    assert {f.code for f in everyone} == {"parse-warning", "missing-section"}
+    personas = load_personas([path])
+    assert persona_warnings([path], [p for p in personas if p.number == 5]) == []
+    assert persona_warnings([path], [p for p in personas if p.number == 6]) == everyone
+    assert validation_findings(path.read_text(), str(path), []) == [f for f in everyone if f.code == "missing-section"]

@@ -37,6 +37,23 @@ def guarded(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def echo(text: str, *, err: bool = False, **style: Any) -> None:
+    """One line of plain text (no markup): wrapped between words on a terminal, whole in a pipe or a log."""
+    target = err_console if err else console
+    target.print(text, markup=False, highlight=False, soft_wrap=not target.is_terminal, **style)
+
+
+def plural(count: int, singular: str, plural_form: str | None = None) -> str:
+    """`1 persona`, `2 personas`, `0 warnings`."""
+    return f"{count} {singular if count == 1 else plural_form or singular + 's'}"
+
+
+def default(text: str) -> str:
+    """A help text's ` [default: TEXT]` for options whose default is decided later (None in the
+    signature): escaped, since typer reads help as rich markup and would drop a bare `[default: ...]`."""
+    return rf" \[default: {text}]"
+
+
 def print_json(value: Any) -> None:
     """Plain JSON on stdout (no rich markup), so it pipes into jq."""
     sys.stdout.write(json.dumps(value, indent=2, ensure_ascii=False, default=str) + "\n")

@@ -1,16 +1,21 @@
 """`personasim eval SUITE`: run a suite (replay by default) through the same path as `run`, check its
-thresholds, exit 1 naming each miss."""
+thresholds and `require:` verdicts, exit 1 naming each miss. A suite that cannot run (bad input)
+fails too, and its JUnit case carries the error."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import typer
 
-from personasim.cli.common import console, err_console, guarded
+from personasim.cli.common import default, echo, err_console, guarded, plural
 from personasim.cli.llm_options import LLMFlags, llm_options
 from personasim.cli.output import Bar, announce, progress_bar
+from personasim.errors import PersonasimError
+
+if TYPE_CHECKING:
+    from personasim.run.suite_checks import Check
 
 
 def register(app: typer.Typer) -> None:
@@ -21,48 +26,74 @@ def register(app: typer.Typer) -> None:
 @llm_options
 def eval_cmd(
     suites: list[Path] = typer.Argument(..., metavar="SUITE...", help="Suite files (evals/*.yaml)"),
-    backend: Optional[str] = typer.Option(None, "--backend", help="Override the suite's backend"),
-    junit: Optional[Path] = typer.Option(None, "--junit", help="Write JUnit XML here (one test case per threshold)"),
+    backend: Optional[str] = typer.Option(None, "--backend", help="Where the learner runs" + default("the suite's")),
+    junit: Optional[Path] = typer.Option(None, "--junit", help="Write JUnit XML here: one test case per threshold per module version, and per requirement" + default("none")),
     out: Path = typer.Option(Path("results"), "--out", help="Folder that holds run folders"),
-    prompts_dir: Optional[Path] = typer.Option(None, "--prompts", help="Prompt templates folder [default: the suite's, else the packaged ones]"),
+    prompts_dir: Optional[Path] = typer.Option(None, "--prompts", help="Prompt templates folder" + default("the suite's, else the packaged ones")),
     *,
     llm: LLMFlags,
 ) -> None:  # fmt: skip
-    """Run each suite and check its thresholds (CI gate). Replays recordings unless --mode says otherwise."""
+    """Run each suite and check its thresholds and requirements (CI gate). Replays recordings unless
+    --mode says otherwise."""
+    from personasim.run.suite_checks import Check
+
+    results: list[tuple[str, list[Check]]] = []
+    for path in suites:
+        try:
+            results.append(_evaluate(path, llm, out, dict(backend=backend, prompts_dir=prompts_dir)))
+        except PersonasimError as exc:
+            err_console.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
+            results.append((path.stem, [Check(f"{path.stem}::input", False, str(exc))]))
+    if junit is not None:
+        from personasim.report.junit import write_junit
+
+        write_junit(junit, results)
+    if any(not check.passed for _, checks in results for check in checks):
+        raise typer.Exit(1)
+
+
+def _evaluate(path: Path, llm: LLMFlags, out: Path, run: dict[str, Any]) -> tuple[str, list[Check]]:
+    """Run one suite and report its verdict: (suite name, its checks)."""
     import asyncio
 
-    from personasim.report.junit import write_junit
     from personasim.run.config import Given, resolve_run
     from personasim.run.runner import new_run_id
     from personasim.run.session import execute, load_inputs, open_run
-    from personasim.run.suite import check_thresholds, load_suite
+    from personasim.run.suite import load_suite, suite_checks
 
-    outcomes = []
-    for path in suites:
-        suite = load_suite(path)
-        given = Given(learner=llm.learner, judge=llm.judge, config_file=llm.config, suite=suite,
-                      run=dict(backend=backend, prompts_dir=prompts_dir))  # fmt: skip
-        config = resolve_run(given, run_id=f"eval-{suite.name}-{new_run_id()}", out_dir=out)
-        with open_run(config, *load_inputs(suite, None, None), suite=suite) as opened:
-            announce(opened)
+    suite = load_suite(path)
+    given = Given(learner=llm.learner, judge=llm.judge, config_file=llm.config, suite=suite, run=run)
+    config = resolve_run(given, run_id=f"eval-{suite.name}-{new_run_id()}", out_dir=out)
+    with open_run(config, *load_inputs(suite, None, None), suite=suite) as opened:
+        announce(opened)
 
-            async def main():  # type: ignore[no-untyped-def]
-                with progress_bar() as progress:
-                    return await execute(opened, Bar(progress))
+        async def main():  # type: ignore[no-untyped-def]
+            with progress_bar() as progress:
+                bar = Bar(progress)
+                outcome = await execute(opened, bar)
+                bar.finished()
+                return outcome
 
-            outcome = asyncio.run(main())
-        misses = check_thresholds(outcome.frame, suite.thresholds, failed_units=len(outcome.failed))
-        outcomes.append((suite, outcome, misses))
-        verdict = (outcome.manifest.health or {}).get("verdict", "")
-        if misses:
-            err_console.print(f"FAIL {suite.name}: {len(misses)} thresholds missed", style="bold red", highlight=False)
-            for miss in misses:
-                err_console.print(f"  - {miss}", markup=False, highlight=False, soft_wrap=True)
-        else:
-            console.print(f"PASS {suite.name}: {outcome.manifest.rows} rows, every threshold met", style="green")
-        console.print(f"  health: {verdict}", markup=False, highlight=False, soft_wrap=True)
-        console.print(f"  results: {outcome.run_dir}", markup=False, highlight=False, soft_wrap=True)
-    if junit is not None:
-        write_junit(junit, [(suite, misses) for suite, _, misses in outcomes])
-    if any(misses for _, _, misses in outcomes):
-        raise typer.Exit(1)
+        outcome = asyncio.run(main())
+    checks = suite_checks(suite, outcome)
+    _report(suite.name, checks, outcome)
+    return suite.name, checks
+
+
+def _report(name: str, checks: list[Check], outcome: Any) -> None:
+    """PASS only when every check holds on a healthy run: a degenerate run's scores are no evidence."""
+    health = outcome.manifest.health or {}
+    misses = [check for check in checks if not check.passed]
+    if misses:
+        err_console.print(f"FAIL {name}: {plural(len(misses), 'check')} missed of {len(checks)}", style="bold red",
+                          highlight=False)  # fmt: skip
+        for miss in misses:
+            echo(f"  - {miss.message}", err=True)
+    elif health.get("healthy"):
+        echo(f"PASS {name}: {plural(outcome.manifest.rows, 'row')}, {plural(len(checks), 'check')} met", style="green")
+    else:
+        echo(f"NOT EVIDENCE {name}: {plural(len(checks), 'check')} met, but the simulations look degenerate, so the "
+             "scores say nothing about the module (add `require: {health: ok}` to the suite to fail on this)",
+             style="bold yellow")  # fmt: skip
+    echo(f"  health: {health.get('verdict', 'no health verdict')}")
+    echo(f"  results: {Path(outcome.run_dir).resolve()}")

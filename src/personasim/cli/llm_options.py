@@ -21,26 +21,31 @@ from typing import Annotated, Any, Optional
 
 import typer
 
+from personasim.cli.common import default
+
 MODES = ("live", "record", "replay", "auto")
 STRUCTURED = "json_schema, json_object_schema, json_object or prompt"
 
-# name -> (type, help); each becomes --name and, for the judge, --judge-name
-ROLE_OPTIONS: dict[str, tuple[Any, str]] = {
-    "base_url": (str, "OpenAI-compatible endpoint, e.g. http://127.0.0.1:8080/v1 [default: api.openai.com]"),
-    "model": (str, "Model name sent to the server"),
-    "api_key_env": (str, "Environment variable that holds the API key [default: OPENAI_API_KEY]"),
-    "temperature": (float, "Sampling temperature [default: 0]"),
-    "seed": (int, "Sampling seed sent to the server [default: 0]"),
-    "max_tokens": (int, "Most tokens per answer [default: 1024]"),
-    "structured_output": (str, f"How structured answers are asked for: {STRUCTURED} [default: json_schema]"),
-    "concurrency": (int, "Most calls in flight [default: 4]"),
+# name -> (type, help, default); each becomes --name and, for the judge, --judge-name (default: the learner's).
+# A flag left out leaves the value to a config file, the suite or the resumed run; the default is what applies
+# when none of them sets it.
+ROLE_OPTIONS: dict[str, tuple[Any, str, str]] = {
+    "base_url": (str, "OpenAI-compatible endpoint, e.g. http://127.0.0.1:8080/v1", "api.openai.com"),
+    "model": (str, "Model name sent to the server", "the config file's or suite's; needed without them"),
+    "api_key_env": (str, "Environment variable that holds the API key", "OPENAI_API_KEY"),
+    "temperature": (float, "Sampling temperature", "0"),
+    "seed": (int, "Sampling seed sent to the server", "0"),
+    "max_tokens": (int, "Most tokens per answer", "1024"),
+    "structured_output": (str, f"How structured answers are asked for: {STRUCTURED}", "json_schema"),
+    "concurrency": (int, "Most calls in flight", "4"),
 }
-RUN_OPTIONS: dict[str, tuple[Any, str]] = {
+RUN_OPTIONS: dict[str, tuple[Any, str, str]] = {
     "mode": (
         str,
-        f"Call mode for both roles: {', '.join(MODES)} (replay needs no key and makes no call) [default: live]",
+        f"Call mode for both roles: {', '.join(MODES)} (replay needs no key and makes no call)",
+        "live; replay for a suite",
     ),
-    "recordings_dir": (Path, "Folder of recorded calls (record, replay and auto modes)"),
+    "recordings_dir": (Path, "Folder of recorded calls (record, replay and auto modes)", "the suite's recordings"),
 }
 
 
@@ -53,10 +58,10 @@ class LLMFlags:
     judge: dict[str, Any] = field(default_factory=dict)
 
 
-def _option(name: str, kind: Any, help_text: str, prefix: str = "") -> inspect.Parameter:
+def _option(name: str, kind: Any, help_text: str, default_text: str, prefix: str = "") -> inspect.Parameter:
     flag = "--" + (prefix + name).replace("_", "-")
-    role = "The judge's: " if prefix else ""
-    annotation = Annotated[Optional[kind], typer.Option(flag, help=role + help_text, show_default=False)]
+    help_text = f"The judge's: {help_text}" + default("the learner's") if prefix else help_text + default(default_text)
+    annotation = Annotated[Optional[kind], typer.Option(flag, help=help_text, show_default=False)]
     return inspect.Parameter(prefix + name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=annotation)
 
 
@@ -70,12 +75,13 @@ def _parameters() -> list[inspect.Parameter]:
             typer.Option(
                 "--config",
                 dir_okay=False,
-                help="LLM settings file (YAML: the learner's settings, and a `judge:` block); flags override it",
+                help="LLM settings file (YAML: the learner's settings, and a `judge:` block); flags override it"
+                + default("none"),
             ),
         ],
     )
-    learner = [_option(n, k, h) for n, (k, h) in {**ROLE_OPTIONS, **RUN_OPTIONS}.items()]
-    judge = [_option(n, k, h, prefix="judge_") for n, (k, h) in ROLE_OPTIONS.items()]
+    learner = [_option(n, k, h, d) for n, (k, h, d) in {**ROLE_OPTIONS, **RUN_OPTIONS}.items()]
+    judge = [_option(n, k, h, d, prefix="judge_") for n, (k, h, d) in ROLE_OPTIONS.items()]
     return [config, *learner, *judge]
 
 

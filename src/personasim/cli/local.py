@@ -7,9 +7,9 @@ from dataclasses import asdict
 from pathlib import Path
 
 import typer
-from rich.table import Table
 
-from personasim.cli.common import console, err_console, guarded, print_json
+from personasim.cli.common import console, default, err_console, guarded, print_json
+from personasim.cli.tables import Col, print_table
 from personasim.llm import local
 
 app = typer.Typer(
@@ -18,7 +18,7 @@ app = typer.Typer(
 
 MODEL_ARG = typer.Argument(local.DEFAULT_MODEL, help=f"Registry name: {', '.join(local.MODELS)}.")
 CACHE_OPT = typer.Option(
-    None, "--cache-dir", help=f"Model folder (default: ${local.CACHE_ENV} or ~/.cache/personasim/models)."
+    None, "--cache-dir", help="Model folder" + default(f"${local.CACHE_ENV}, else ~/.cache/personasim/models")
 )
 
 
@@ -40,33 +40,40 @@ def pull_cmd(model: str = MODEL_ARG, cache_dir: Path | None = CACHE_OPT) -> None
 @app.command("list")
 @guarded
 def list_cmd(
-    cache_dir: Path | None = CACHE_OPT, as_json: bool = typer.Option(False, "--json", help="Print JSON.")
+    cache_dir: Path | None = CACHE_OPT,
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ) -> None:
     """The registry's models, their size, and whether a verified copy is in the cache."""
     rows = local.list_models(cache_dir)
     if as_json:
         print_json([asdict(row) for row in rows])
         return
-    table = Table("model", "size", "present")
-    table.add_column("path", overflow="fold")
-    for row in rows:
-        name = f"{row.name} (default)" if row.default else row.name
-        table.add_row(name, f"{row.size / 1e6:,.0f} MB", "yes" if row.present else "no", str(row.path))
-    console.print(table)
+    columns = [
+        Col("model"),
+        Col("size", whole=True, justify="right"),
+        Col("present", whole=True),
+        Col("path", whole=True),
+    ]
+    cells = [
+        (f"{row.name} (default)" if row.default else row.name, f"{row.size / 1e6:,.0f} MB",
+         "yes" if row.present else "no", str(row.path))
+        for row in rows
+    ]  # fmt: skip
+    print_table(console, columns, cells)
 
 
 @app.command("serve")
 @guarded
 def serve_cmd(
     model: str = MODEL_ARG,
-    port: int | None = typer.Option(None, "--port", help="Port on 127.0.0.1 (default: a free one)."),
+    port: int | None = typer.Option(None, "--port", help="Port on 127.0.0.1" + default("a free one")),
     n_ctx: int | None = typer.Option(
-        None, "--n-ctx", help="Context size in tokens (default: the model's recommended one)."
+        None, "--n-ctx", help="Context size in tokens" + default("the model's recommended one")
     ),
     n_threads: int | None = typer.Option(
         None,
         "--n-threads",
-        help="CPU threads (default: half the cores to write, all to read prompts; use 1 on a busy machine).",
+        help="CPU threads; use 1 on a busy machine" + default("half the cores to write, all to read prompts"),
     ),
     cache_dir: Path | None = CACHE_OPT,
 ) -> None:

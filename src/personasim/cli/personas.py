@@ -6,13 +6,13 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.table import Column, Table
 from rich.text import Text
 
-from personasim.cli.common import console, err_console, guarded, print_json
+from personasim.cli.common import console, default, err_console, guarded, plural, print_json
+from personasim.cli.tables import Col, print_table
 from personasim.errors import InputError
 from personasim.inputs.persona import Persona
-from personasim.inputs.persona_lint import lint_personas
+from personasim.inputs.persona_lint import lint_personas, validation_findings
 from personasim.inputs.persona_parser import (
     find_persona,
     load_personas,
@@ -25,12 +25,16 @@ app = typer.Typer(help="Read, check and show learner personas.", no_args_is_help
 
 DEFAULT_PATH = Path("personas")
 PathsArg = Annotated[
-    list[Path] | None, typer.Argument(help="Persona files or folders (all *.md in them). Default: personas/")
+    list[Path] | None, typer.Argument(help="Persona files or folders (all *.md in them)" + default("personas/"))
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 
 
 def _paths(paths: list[Path] | None) -> list[Path]:
+    """The paths given, else `personas/` (which must then exist here)."""
+    if not paths and not DEFAULT_PATH.is_dir():
+        raise InputError(None, None, f"no {DEFAULT_PATH}/ folder in {Path.cwd()}: give the persona files or folders, "
+                                     "or run from the project folder")  # fmt: skip
     return paths or [DEFAULT_PATH]
 
 
@@ -64,26 +68,16 @@ def list_personas(paths: PathsArg = None, as_json: JsonOpt = False) -> None:
     if as_json:
         print_json([persona_summary(p) for p in personas])
         return
-    table = Table(
-        Column("id", overflow="fold", min_width=16),
-        "no.",
-        Column("title", min_width=12),
-        Column("stage", no_wrap=True),
-        Column("hrs/wk", no_wrap=True),
-        "gaps",
-        Column("misund.", no_wrap=True),
+    columns = [Col("id", whole=True), Col("#", whole=True, justify="right"), Col("title"), Col("stage", whole=True),
+               *(Col(name, whole=True, justify="right") for name in ("h/wk", "gaps", "misund."))]  # fmt: skip
+    rows = [
+        (persona.id, str(persona.number), persona.title, persona.stage.name.split(":")[0] if persona.stage else "-",
+         _hours_text(persona), str(len(persona.gaps)), str(len(persona.misunderstandings)))
+        for persona in personas
+    ]  # fmt: skip
+    print_table(
+        console, columns, rows, caption="#: persona number; h/wk: hours a week; misund.: potential misunderstandings"
     )
-    for persona in personas:
-        table.add_row(
-            persona.id,
-            str(persona.number),
-            persona.title,
-            persona.stage.name.split(":")[0] if persona.stage else "-",
-            _hours_text(persona),
-            str(len(persona.gaps)),
-            str(len(persona.misunderstandings)),
-        )
-    console.print(table)
 
 
 @app.command("show")
@@ -92,7 +86,9 @@ def show(
     persona_id: Annotated[
         str, typer.Argument(metavar="ID", help="Persona id (e.g. p17-assistant-director-of-finance, or p17)")
     ],
-    path: Annotated[list[Path] | None, typer.Option("--path", help="File or folder; repeatable.")] = None,
+    path: Annotated[
+        list[Path] | None, typer.Option("--path", help="Persona file or folder (repeatable)" + default("personas/"))
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Show every field of one persona."""
@@ -125,21 +121,28 @@ def _print_value(value: Any, indent: int) -> None:
 
 @app.command("validate")
 @guarded
-def validate(paths: PathsArg = None) -> None:
-    """Check that PATH... parse: one summary line per file; warnings on stderr; exit 1 on an error."""
-    failed = False
+def validate(
+    paths: PathsArg = None,
+    strict: Annotated[bool, typer.Option("--strict", help="Exit 1 on any warning, not only on errors.")] = False,
+) -> None:
+    """Check that PATH... parse: one summary line per file; warnings (unknown or missing sections) on
+    stderr; exit 1 on an error."""
+    failed, warned = False, 0
     for file in persona_files(_paths(paths)):
         try:
-            result = parse_personas(read_persona_file(file), str(file))
+            text = read_persona_file(file)
+            result = parse_personas(text, str(file))
         except InputError as exc:
             err_console.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
             failed = True
             continue
-        for warning in result.warnings:
-            err_console.print(f"{warning}", markup=False, highlight=False, soft_wrap=True)
+        findings = validation_findings(text, str(file), result.warnings)
+        for finding in findings:
+            err_console.print(str(finding), markup=False, highlight=False, soft_wrap=True)
+        warned += len(findings)
         ids = ", ".join(p.id for p in result.personas)
-        typer.echo(f"{file}: ok, {len(result.personas)} personas ({ids}), {len(result.warnings)} warnings")
-    if failed:
+        typer.echo(f"{file}: ok, {plural(len(result.personas), 'persona')} ({ids}), {plural(len(findings), 'warning')}")
+    if failed or (strict and warned):
         raise typer.Exit(1)
     load_personas(_paths(paths))  # ids must also be unique across files
 
@@ -154,7 +157,7 @@ def lint(paths: PathsArg = None, as_json: JsonOpt = False) -> None:
     else:
         for finding in findings:
             typer.echo(str(finding))
-        err_console.print(f"{len(findings)} findings", highlight=False)
+        err_console.print(plural(len(findings), "finding"), highlight=False)
     if findings:
         raise typer.Exit(1)
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from personasim.cli.common import console, guarded, print_json
+from personasim.cli.common import console, default, guarded, print_json
 from personasim.llm.replay import read_used_keys, summarize, unused_recordings
 
 app = typer.Typer(help="List and prune recorded LLM calls (one JSON file per request key).", no_args_is_help=True)
@@ -33,7 +33,7 @@ def list_recordings(
 def prune(
     directory: Path = typer.Argument(..., help="The recordings directory."),
     used: Path = typer.Option(..., "--used", help="Text file of the keys a run used, one per line."),
-    delete: bool = typer.Option(False, "--delete", help="Delete the unused recordings (default: only list them)."),
+    delete: bool = typer.Option(False, "--delete", help="Delete the unused recordings" + default("only list them")),
 ) -> None:
     """List the recordings in DIR that the run behind --used did not use; delete them with --delete."""
     unused = unused_recordings(directory, read_used_keys(used))

@@ -4,17 +4,19 @@ there to results run/session.py)."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 
-from personasim.cli.common import guarded
+from personasim.cli.common import default, guarded, plural
 from personasim.cli.llm_options import LLMFlags, llm_options
 from personasim.cli.output import Bar, announce, finish, progress_bar, say
 from personasim.llm.backend import BACKENDS_HELP
 
 PromptsOpt = typer.Option(
-    None, "--prompts", help="Prompt templates folder [default: the templates packaged with personasim, or the suite's]"
+    None,
+    "--prompts",
+    help="Prompt templates folder" + default("the templates packaged with personasim, or the suite's"),
 )
 OutOpt = typer.Option(Path("results"), "--out", help="Folder that holds run folders")
 
@@ -27,22 +29,23 @@ def register(app: typer.Typer) -> None:
 @guarded
 @llm_options
 def run_cmd(
-    suite: Optional[Path] = typer.Option(None, "--suite", help="Run an eval suite (evals/*.yaml): its personas, modules, settings and recordings"),
-    module: Optional[list[Path]] = typer.Option(None, "--module", help="Module version file or folder (repeatable)"),
-    personas: Optional[list[Path]] = typer.Option(None, "--personas", help="Persona file or folder (repeatable)"),
-    only: Optional[list[str]] = typer.Option(None, "--persona", help="Only this persona id or number, e.g. p17 (repeatable)"),
-    backend: Optional[str] = typer.Option(None, "--backend", help=f"Where the learner runs: {BACKENDS_HELP} [default: openai, or the suite's]"),
-    samples: Optional[int] = typer.Option(None, "--samples", min=1, help="Conversations per persona x module version [default: 1, or the suite's / the resumed run's]"),
-    judge_samples: Optional[int] = typer.Option(None, "--judge-samples", min=1, help="Judge repeats per criterion [default: 1, or the suite's / the resumed run's]"),
-    history: Optional[str] = typer.Option(None, "--history", help="full: every step's text stays in the conversation; recap: answered steps shrink to one line [default: full, or the suite's / the resumed run's]"),
-    run_id: Optional[str] = typer.Option(None, "--run-id", help="Name of the run folder [default: a timestamp]"),
-    resume: Optional[str] = typer.Option(None, "--resume", help="Finish run RUN: skip its finished units"),
+    suite: Optional[Path] = typer.Option(None, "--suite", help="Run an eval suite (evals/*.yaml): its personas, modules, settings and recordings" + default("none: give --module and --personas")),
+    module: Optional[list[Path]] = typer.Option(None, "--module", help="Module version file or folder (repeatable)" + default("the suite's, or the resumed run's")),
+    personas: Optional[list[Path]] = typer.Option(None, "--personas", help="Persona file or folder (repeatable)" + default("the suite's, or the resumed run's")),
+    only: Optional[list[str]] = typer.Option(None, "--persona", help="Only this persona id or number, e.g. p17 (repeatable)" + default("every persona given")),
+    backend: Optional[str] = typer.Option(None, "--backend", help=f"Where the learner runs: {BACKENDS_HELP}" + default("openai, or the suite's")),
+    samples: Optional[int] = typer.Option(None, "--samples", min=1, help="Conversations per persona x module version" + default("1, or the suite's / the resumed run's")),
+    judge_samples: Optional[int] = typer.Option(None, "--judge-samples", min=1, help="Judge repeats per criterion" + default("1, or the suite's / the resumed run's")),
+    history: Optional[str] = typer.Option(None, "--history", help="full: every step's text stays in the conversation; recap: answered steps shrink to one line" + default("full, or the suite's / the resumed run's")),
+    run_id: Optional[str] = typer.Option(None, "--run-id", help="Name of a new run folder" + default("a timestamp")),
+    resume: Optional[str] = typer.Option(None, "--resume", metavar="RUN", help="Finish run RUN (under --out): skip its finished units" + default("start a new run")),
     out: Path = OutOpt,
     sequential: Optional[bool] = typer.Option(
         None, "--sequential/--concurrent",
-        help="One conversation (and its grading) at a time: best for a local llama.cpp server [default: concurrent; sequential for local backends]",
+        help="One conversation (and its grading) at a time: best for a local llama.cpp server" + default("concurrent; sequential for local backends"),
     ),
     prompts_dir: Optional[Path] = PromptsOpt,
+    strict: bool = typer.Option(False, "--strict", help="Refuse to start when a persona file has warnings (unknown or missing sections)"),
     *,
     llm: LLMFlags,
 ) -> None:  # fmt: skip
@@ -56,10 +59,7 @@ def run_cmd(
     from personasim.run.state import read_run_config
     from personasim.run.suite import load_suite
 
-    if history not in (None, "full", "recap"):
-        raise typer.BadParameter("--history is full or recap")
-    if suite is None and not resume and (not module or not personas):
-        raise typer.BadParameter("give --suite, or --module and --personas (or --resume RUN)")
+    _check_run_options(suite, module, personas, only, history, run_id, resume, strict)
     the_id = resume or run_id or new_run_id()
     loaded_suite = load_suite(suite) if suite is not None else None
     given = Given(
@@ -73,6 +73,7 @@ def run_cmd(
     )  # fmt: skip
     config = resolve_run(given, run_id=the_id, out_dir=out, resume=bool(resume))
     inputs = load_inputs(loaded_suite, personas, module, only)
+    _warn_personas(personas or (loaded_suite.persona_paths() if loaded_suite else []), inputs[0], strict)
     with open_run(config, *inputs, suite=loaded_suite) as opened:
         announce(opened)
         outcome = _with_bar(lambda bar: execute(opened, bar), config.run_id, out)
@@ -82,6 +83,36 @@ def run_cmd(
     finish(outcome, config.run_id, out)
 
 
+def _check_run_options(suite: Path | None, module: list[Path] | None, personas: list[Path] | None, only: list[str] | None,
+                       history: str | None, run_id: str | None, resume: str | None, strict: bool) -> None:  # fmt: skip
+    """Refuse options that would be ignored, and combinations that name no inputs."""
+    if history not in (None, "full", "recap"):
+        raise typer.BadParameter(f"--history is full or recap, not {history!r}")
+    if suite is None and not resume and (not module or not personas):
+        raise typer.BadParameter("give --suite, or --module and --personas (or --resume RUN)")
+    if resume and run_id and run_id != resume:
+        raise typer.BadParameter(f"--run-id names a new run and --resume an existing one: give --resume {resume} alone")
+    for flag, given in (("--persona", only), ("--strict", strict)):
+        if given and suite is None and not personas:
+            raise typer.BadParameter(f"{flag} works on the personas of --suite or --personas: give one of them too "
+                                     "(a resumed run without them reruns its own personas, unchecked)")  # fmt: skip
+
+
+def _warn_personas(paths: list[Path], loaded: list[Any], strict: bool) -> None:
+    """What `personas validate` would say about the personas this run loads; with --strict, refuse."""
+    from personasim.errors import InputError
+    from personasim.inputs.persona_lint import persona_warnings
+
+    if not paths:
+        return
+    findings = persona_warnings(paths, loaded)
+    for finding in findings:
+        say(f"warning: {finding}")
+    if findings and strict:
+        raise InputError(None, None, f"--strict: {plural(len(findings), 'persona warning')} above; fix them (see "
+                                     "`personasim personas validate`) or run without --strict")  # fmt: skip
+
+
 def _with_bar(work, run_id: str, out: Path):  # type: ignore[no-untyped-def]
     """Run `work(bar)` (a coroutine) under a progress bar; Ctrl-C says how to resume."""
 
@@ -89,7 +120,10 @@ def _with_bar(work, run_id: str, out: Path):  # type: ignore[no-untyped-def]
 
     async def main():  # type: ignore[no-untyped-def]
         with progress_bar() as progress:
-            return await work(Bar(progress))
+            bar = Bar(progress)
+            outcome = await work(bar)
+            bar.finished()
+            return outcome
 
     try:
         return asyncio.run(main())
@@ -102,12 +136,12 @@ def _with_bar(work, run_id: str, out: Path):  # type: ignore[no-untyped-def]
 @llm_options
 def grade_cmd(
     run_ref: str = typer.Argument(..., metavar="RUN", help="Run id (under --out) or run folder"),
-    judge_samples: Optional[int] = typer.Option(None, "--judge-samples", min=1, help="Judge repeats per criterion [default: as the run]"),
+    judge_samples: Optional[int] = typer.Option(None, "--judge-samples", min=1, help="Judge repeats per criterion" + default("as the run")),
     out: Path = OutOpt,
-    sequential: Optional[bool] = typer.Option(None, "--sequential/--concurrent", help="[default: as the run]"),
+    sequential: Optional[bool] = typer.Option(None, "--sequential/--concurrent", help="Grade one unit at a time, its judge calls one after another (best for a local server)" + default("as the run")),
     into: Optional[str] = typer.Option(None, "--into", metavar="NEW_RUN",
-                                       help="Grade a copy of the run's transcripts as a new run beside it; RUN stays as it was"),
-    prompts_dir: Optional[Path] = PromptsOpt,
+                                       help="Grade a copy of the run's transcripts as a new run beside it; RUN stays as it was" + default("grade RUN in place")),
+    prompts_dir: Optional[Path] = typer.Option(None, "--prompts", help="Prompt templates folder" + default("the run's")),
     *,
     llm: LLMFlags,
 ) -> None:  # fmt: skip

@@ -18,7 +18,8 @@ from pydantic import ValidationError
 from personasim.errors import InputError
 from personasim.hashing import content_hash
 from personasim.inputs.module import LearningModule, Step
-from personasim.inputs.module_steps import StepContext, parse_steps
+from personasim.inputs.module_steps import StepContext, estimate_minutes, parse_steps
+from personasim.yaml_errors import yaml_input_error
 
 FRONT_MATTER_KEYS = (
     "id",
@@ -104,6 +105,33 @@ def load_modules(paths: Iterable[str | Path]) -> list[LearningModule]:
     return modules
 
 
+def module_warnings(module: LearningModule) -> list[str]:
+    """`file:line: message` for what loads but misleads: steps without minutes, and an
+    `estimated_minutes` other than the sum of the steps' minutes (which is what runs use)."""
+    warnings = [
+        str(InputError(module.path, step.line, f"step {step.id!r} has no minutes: add 'minutes: {n}' to its "
+                       f"metadata line, e.g. '<!-- minutes: {n} -->' ({n} by the reading rule of modules/README.md)"))
+        for step in module.steps
+        if step.minutes is None and (n := estimate_minutes(step))
+    ]  # fmt: skip
+    given = [step.minutes for step in module.steps if step.minutes is not None]
+    if module.estimated_minutes is not None and given and abs(sum(given) - module.estimated_minutes) > 1e-9:
+        warnings.append(
+            str(InputError(module.path, _front_matter_line(module.path, "estimated_minutes"),
+                           f"estimated_minutes is {module.estimated_minutes:g} but the steps' minutes add up to "
+                           f"{sum(given):g}: make them agree (runs use the steps' sum)"))
+        )  # fmt: skip
+    return warnings
+
+
+def _front_matter_line(path: str, key: str) -> int | None:
+    try:
+        lines = Path(path).read_text(encoding="utf-8").split("\n")
+    except OSError:
+        return None
+    return next((number for number, line in enumerate(lines, start=1) if line.startswith(f"{key}:")), None)
+
+
 def parse_ref(ref: str) -> tuple[str, str | None]:
     """`"lotus@v2"` -> `("lotus", "v2")`; `"lotus"` -> `("lotus", None)` (meaning: the latest version)."""
     module_id, sep, version = ref.strip().partition("@")
@@ -174,10 +202,7 @@ def _parse_front_matter(path: str, fm_lines: list[str]) -> tuple[dict[str, Any],
         node = yaml.compose(fm_text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(fm_text)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = 2 + mark.line if mark is not None else 1
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise InputError(path, line, f"invalid YAML in front matter: {problem}") from exc
+        raise yaml_input_error(exc, path, fm_text, "invalid YAML in front matter", first_line=2) from exc
     if data is None:
         raise InputError(path, 1, "front matter is empty: it needs at least id, title and version")
     if not isinstance(data, dict) or not isinstance(node, yaml.MappingNode):

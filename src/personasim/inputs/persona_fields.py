@@ -8,6 +8,7 @@ the part's `other` dict where the model has one, else in `Persona.extra`) and re
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -50,11 +51,11 @@ class Context:
     def warn(self, line: int, message: str) -> None:
         self.warnings.append(ParseWarning(self.path, line, message))
 
-    def keep_extra(self, where: str, entry: Entry, why: str) -> None:
+    def keep_extra(self, where: str, entry: Entry, why: str, hint: str = "") -> None:
         label = entry.key or "text"
         name = _unique(self.extra, f"{where} / {label}" if where else label)
         self.extra[name] = entry_value(entry)
-        self.warn(entry.line, f"{why} {_describe(entry)} in {where or 'the persona'}: kept in extra[{name!r}]")
+        self.warn(entry.line, f"{why} {_describe(entry)} in {where or 'the persona'}: kept in extra[{name!r}]{hint}")
 
 
 Reader = Callable[[Entry, Context, str], Any]
@@ -128,12 +129,13 @@ def read_group(entry: Entry, ctx: Context, where: str, fields: dict[str, Field],
     for part in entry.children:
         spec = fields.get(norm_name(part.key)) if part.key else None
         part_where = f"{where} / {part.key}" if where else str(part.key)
+        hint = did_you_mean(part.key, fields) if spec is None and part.key else ""
         if spec is None and part.key and other is not None:
             name = _unique(others, part.key)
             others[name] = other(part, ctx, part_where)
-            ctx.warn(part.line, f"unknown {_describe(part)} in {where}: kept in other[{name!r}]")
+            ctx.warn(part.line, f"unknown {_describe(part)} in {where}: kept in other[{name!r}]{hint}")
         elif spec is None:
-            ctx.keep_extra(where, part, "unknown" if part.key else "loose")
+            ctx.keep_extra(where, part, "unknown" if part.key else "loose", hint)
         elif spec.repeatable:
             values.setdefault(spec.name, []).append(spec.read(part, ctx, part_where))
         elif spec.name in values:
@@ -143,6 +145,21 @@ def read_group(entry: Entry, ctx: Context, where: str, fields: dict[str, Field],
     if others:
         values["other"] = others
     return values
+
+
+_SMALL_WORDS = {"of", "to", "and", "or", "the", "a", "an", "in", "for"}
+
+
+def did_you_mean(name: str, fields: dict[str, Field]) -> str:
+    """`; did you mean 'Learning Readiness'?` when `name` is a near-miss of a known section or key."""
+    close = difflib.get_close_matches(norm_name(name), list(fields), n=1, cutoff=0.8)
+    return f"; did you mean {display_name(close[0])!r}?" if close else ""
+
+
+def display_name(normalised: str) -> str:
+    """`experience of power` -> `Experience of Power` (how the seed document writes its headings)."""
+    words = normalised.split()
+    return " ".join(w if i and w in _SMALL_WORDS else w[:1].upper() + w[1:] for i, w in enumerate(words))
 
 
 def group(model: type, fields: dict[str, Field], other: Reader | None = None) -> Reader:

@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from personasim.inputs.persona import Persona
 from personasim.inputs.persona_fields import ParseWarning
 from personasim.inputs.persona_markdown import Entry, norm_name, render, section_as_entry, split_lines
 from personasim.inputs.persona_parser import PersonaSource, parse_files, read_persona_file, split_personas
@@ -62,6 +63,36 @@ def lint_personas(paths: Iterable[Path | str]) -> list[Finding]:
         for source in split_personas(text, path, warnings=[]):
             findings += lint_persona(source, path)
     return sorted(findings, key=lambda f: (f.path, f.line))
+
+
+def validation_findings(text: str, path: str, warnings: Iterable[ParseWarning]) -> list[Finding]:
+    """What `personas validate` and `run` report for one parsed file: the parser's warnings (unknown
+    sections and keys, with a suggestion for a near-miss) and missing required sections."""
+    findings = [_from_warning(warning) for warning in warnings]
+    for source in split_personas(text, path, warnings=[]):
+        label = f"persona {source.number}"
+        findings += missing_parts(section_as_entry(source.section), path, label, source.section.line)
+    return sorted(findings, key=lambda f: f.line)
+
+
+def persona_warnings(paths: Iterable[Path | str], personas: Iterable[Persona] | None = None) -> list[Finding]:
+    """`validation_findings` for every persona file in `paths`; with `personas`, only the findings
+    inside those personas' sections (and the files' own, before any persona)."""
+    findings: list[Finding] = []
+    starts: set[tuple[str, int]] = set()
+    for file, result in parse_files(paths):
+        findings += validation_findings(read_persona_file(file), str(file), result.warnings)
+        starts |= {(p.source.path, p.source.line) for p in result.personas if p.source}
+    if personas is None:
+        return findings
+    wanted = {(p.source.path, p.source.line) for p in personas if p.source} | {None}
+    return [f for f in findings if _owner(f, starts) in wanted]
+
+
+def _owner(finding: Finding, starts: set[tuple[str, int]]) -> tuple[str, int] | None:
+    """The persona (file, heading line) a finding lies in: the last heading at or above it."""
+    above = [start for start in starts if start[0] == finding.path and start[1] <= finding.line]
+    return max(above, key=lambda start: start[1]) if above else None
 
 
 def lint_persona(source: PersonaSource, path: str) -> list[Finding]:

@@ -11,11 +11,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from personasim.errors import InputError
 from personasim.records.usage import Usage
+from personasim.yaml_errors import load_yaml
 
 
 class ModelPrice(BaseModel):
@@ -46,9 +46,10 @@ class PriceTable(BaseModel):
     def from_file(cls, path: str | Path) -> PriceTable:
         path = Path(path)
         try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except (OSError, yaml.YAMLError) as exc:
-            raise InputError(path, None, f"cannot read price table: {exc}") from exc
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise InputError(path, None, f"cannot read price table: {exc.strerror or exc}") from exc
+        data = load_yaml(text, path, "invalid YAML in price table") or {}
         if isinstance(data, dict) and set(data) == {"prices"}:
             data = data["prices"]
         return cls.from_mapping(data, source=path)

@@ -9,12 +9,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from personasim.errors import InputError
 from personasim.llm.structured import StructuredMode
 from personasim.llm.types import ChatOptions
+from personasim.yaml_errors import load_yaml
 
 Mode = Literal["live", "record", "replay", "auto"]
 MODES: tuple[str, ...] = ("live", "record", "replay", "auto")
@@ -106,11 +106,7 @@ def read_settings_file(path: str | Path) -> dict[str, Any]:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise InputError(path, None, f"cannot read LLM settings: {exc.strerror}") from exc
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        line = getattr(getattr(exc, "problem_mark", None), "line", None)
-        raise InputError(path, line + 1 if line is not None else None, f"invalid YAML: {exc}") from exc
+    data = load_yaml(text, path)
     if data is None:
         return {}
     if isinstance(data, dict) and isinstance(data.get("llm"), dict) and len(data) == 1:

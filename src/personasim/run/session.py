@@ -9,13 +9,15 @@ recordings used, and stop everything again, also on errors.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from personasim.analysis.results import RunPaths
 from personasim.fileio import atomic_write_text
+from personasim.inputs.criteria import derive_criteria
 from personasim.inputs.module import LearningModule
 from personasim.inputs.module_loader import load_modules
 from personasim.inputs.persona import Persona
@@ -23,9 +25,11 @@ from personasim.inputs.persona_parser import load_personas, select_persona
 from personasim.llm.backend import open_backend
 from personasim.llm.costs import PriceTable
 from personasim.llm.roles import ModelRoles, RoleClients, build_role_clients
+from personasim.llm.types import ChatClient
 from personasim.prompts import Prompts
 from personasim.run.config import Given, RunConfig, resolve_run
 from personasim.run.runner import RunOutcome, RunProgress, regrade, run
+from personasim.run.state import read_inputs
 from personasim.run.suite import Suite, check_recordings_current, check_thresholds, load_suite, write_recorded_with
 
 USED_KEYS = "used_keys.txt"  # what `personasim recordings prune --used` reads
@@ -97,6 +101,50 @@ def open_run(
         )
 
 
+class _CountedClient:
+    """A role's ChatClient that tells the progress display of every call that completes (re-asks
+    included), so a long conversation shows movement before its unit ends."""
+
+    def __init__(self, inner: ChatClient, role: str, on_done: Callable[[str], None]) -> None:
+        self.inner, self.role, self.on_done = inner, role, on_done
+
+    async def complete(self, messages: list[dict[str, Any]], options: Any, response_model: Any = None) -> Any:
+        completion = await self.inner.complete(messages, options, response_model)
+        self.on_done(self.role)
+        return completion
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+def _counted(clients: RoleClients, opened: OpenedRun, progress: RunProgress | None, simulate: bool) -> RoleClients:
+    """`clients` reporting each call to `progress` (when it counts calls), after telling it how many
+    calls each unit should take: steps + 1 reflection (when simulating), plus judge criteria x repeats."""
+    on_done, expect = getattr(progress, "call_done", None), getattr(progress, "expect_calls", None)
+    if on_done is None:
+        return clients
+    if expect is not None:
+        expect(_planned_calls(opened, simulate))
+    return RoleClients(
+        _CountedClient(clients.learner, "learner", on_done), _CountedClient(clients.judge, "judge", on_done)
+    )
+
+
+def _planned_calls(opened: OpenedRun, simulate: bool) -> list[int]:
+    personas, modules = opened.personas, opened.modules
+    if (not personas or not modules) and RunPaths(opened.config.run_dir).inputs.is_file():
+        snapshot = read_inputs(RunPaths(opened.config.run_dir))
+        personas, modules = personas or snapshot[0], modules or snapshot[1]
+    judged, samples = opened.config.judge_samples, opened.config.samples
+    per_pair = [
+        (len(module.steps) + 1 if simulate else 0)
+        + judged * sum(c.grader == "judge" for c in derive_criteria(persona, module))
+        for persona in personas
+        for module in modules
+    ]
+    return [calls for calls in per_pair for _ in range(samples)]
+
+
 async def execute(opened: OpenedRun, progress: RunProgress | None = None) -> RunOutcome:
     """Simulate and grade: the whole run, with both roles' clients opened and closed here."""
     if opened.suite is not None:
@@ -104,7 +152,7 @@ async def execute(opened: OpenedRun, progress: RunProgress | None = None) -> Run
     clients = build_role_clients(opened.roles)
     try:
         return await run(
-            clients,
+            _counted(clients, opened, progress, simulate=True),
             opened.personas,
             opened.modules,
             roles=opened.roles,
@@ -123,7 +171,7 @@ async def execute_regrade(opened: OpenedRun, progress: RunProgress | None = None
     try:
         return await regrade(
             opened.config.run_dir,
-            clients,
+            _counted(clients, opened, progress, simulate=False),
             roles=opened.roles,
             prompts=opened.prompts,
             config=opened.config,

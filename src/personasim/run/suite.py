@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 import pandas as pd
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from pydantic_core import PydanticCustomError
 
 from personasim import __version__
 from personasim.errors import InputError
@@ -26,21 +26,62 @@ from personasim.inputs.persona_parser import load_personas, select_persona
 from personasim.llm.roles import ModelRoles
 from personasim.llm.settings import LLMSettings
 from personasim.prompts import Prompts
+from personasim.run.suite_checks import Check, requirement_checks, threshold_checks, unique_names
+from personasim.yaml_errors import load_yaml
+
+
+def _on_scale(value: float | None, info: ValidationInfo) -> float | None:
+    """Thresholds on scores are on the normalised 0-1 scale; a 1-5 mean given by mistake says so."""
+    if value is None or 0 <= value <= 1:
+        return value
+    if info.field_name == "min_verified_evidence_rate":
+        message = f"{value:g} is not a share: write a number from 0 to 1 (0.8 for 80%)"
+    elif 1 < value <= 5:
+        message = (f"{value:g} reads as a 1-5 mean, but thresholds use the 0-1 scale ((mean - 1) / 4): "
+                   f"write {(value - 1) / 4:g} for a mean of {value:g}")  # fmt: skip
+    else:
+        message = (
+            f"{value:g} is off the 0-1 scale thresholds use ((mean - 1) / 4: a 1-5 mean of 1 is 0, 3 is 0.5, 5 is 1)"
+        )
+    raise PydanticCustomError("scale", message)
 
 
 class Thresholds(BaseModel):
-    """Each is checked per module version; scores are normalised to 0..1 (1-5 maps to 0, .25 .. 1)."""
+    """Each is checked per module version. Scores are on the normalised 0-1 scale: (score - 1) / 4,
+    so a 1-5 mean of 3 (what the summary table shows) is 0.5 and of 4 is 0.75."""
 
     model_config = ConfigDict(extra="forbid")
 
-    min_lens_mean: float | None = Field(default=None, ge=0, le=1, description="every lens's mean score")
-    min_lens_means: dict[str, float] = Field(default_factory=dict, description="per-lens minimum, by lens name")
-    min_persona_mean: float | None = Field(default=None, ge=0, le=1, description="every persona's mean score")
+    min_lens_mean: float | None = Field(default=None, description="every lens's mean score, 0-1")
+    min_lens_means: dict[str, float] = Field(default_factory=dict, description="per-lens minimum, 0-1, by lens name")
+    min_persona_mean: float | None = Field(default=None, description="every persona's mean score, 0-1")
     max_unaddressed_misunderstandings: int | None = Field(
         default=None, ge=0, description="misunderstanding criteria that fail their pass threshold"
     )
-    min_verified_evidence_rate: float | None = Field(default=None, ge=0, le=1)
+    min_verified_evidence_rate: float | None = Field(default=None, description="share of judge quotes verified, 0-1")
     max_failed_units: int = Field(default=0, ge=0)
+
+    check_scale = field_validator("min_lens_mean", "min_persona_mean", "min_verified_evidence_rate")(_on_scale)
+
+    @field_validator("min_lens_means")
+    @classmethod
+    def check_lens_scale(cls, value: dict[str, float], info: ValidationInfo) -> dict[str, float]:
+        for floor in value.values():
+            _on_scale(floor, info)
+        return value
+
+
+class Requirements(BaseModel):
+    """Verdicts a suite needs besides its thresholds (`require: {health: ok, check_model: fit}`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    health: Literal["ok"] | None = Field(default=None, description="the run's health verdict is not degenerate")
+    check_model: Literal["fit", "caution"] | None = Field(
+        default=None,
+        description="the check-model scorecard for these model roles says 'fit for module decisions' (fit), "
+        "or at least 'use with caution' (caution)",
+    )
 
 
 class Suite(BaseModel):
@@ -68,6 +109,7 @@ class Suite(BaseModel):
         default=None, ge=512, description="context size for a local server (default: the model's)"
     )
     thresholds: Thresholds = Field(default_factory=Thresholds)
+    require: Requirements = Field(default_factory=Requirements)
     recorded_with: dict[str, Any] = Field(
         default_factory=dict, description="provenance of the recordings: model file sha256, settings, prompt hashes"
     )
@@ -104,12 +146,10 @@ class Suite(BaseModel):
 def load_suite(path: str | Path) -> Suite:
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise InputError(path, None, f"cannot read suite: {exc.strerror}") from exc
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise InputError(path, mark.line + 1 if mark else None, f"invalid YAML: {exc}") from exc
+    data = load_yaml(text, path)
     if not isinstance(data, dict):
         raise InputError(path, 1, "a suite is a YAML mapping with at least name, personas and modules")
     try:
@@ -139,38 +179,14 @@ def _expand(root: Path, patterns: list[str], suite_path: Path | None) -> list[Pa
 
 def check_thresholds(df: pd.DataFrame, thresholds: Thresholds, failed_units: int = 0) -> list[str]:
     """Every threshold the results miss, as one readable line each (empty list: the suite passes)."""
-    misses: list[str] = []
-    if failed_units > thresholds.max_failed_units:
-        misses.append(f"max_failed_units: {failed_units} units failed (allowed {thresholds.max_failed_units})")
-    for version, rows in df.groupby("module_version", sort=True):
-        misses.extend(f"[{version}] {miss}" for miss in _misses_for_version(rows, thresholds))
-    return misses
+    return [check.message for check in threshold_checks(df, thresholds, failed_units) if not check.passed]
 
 
-def _misses_for_version(rows: pd.DataFrame, t: Thresholds) -> list[str]:
-    misses: list[str] = []
-    lens_means = rows.groupby("lens")["score_norm"].mean()
-    for lens, mean in lens_means.items():
-        floor = t.min_lens_means.get(str(lens), t.min_lens_mean)
-        if floor is not None and mean < floor:
-            misses.append(f"min_lens_mean: lens {lens!r} mean {mean:.2f} < {floor:.2f}")
-    for lens in t.min_lens_means:
-        if lens not in lens_means.index:
-            misses.append(f"min_lens_means: lens {lens!r} has no scores")
-    if t.min_persona_mean is not None:
-        for persona, mean in rows.groupby("persona_id")["score_norm"].mean().items():
-            if mean < t.min_persona_mean:
-                misses.append(f"min_persona_mean: {persona} mean {mean:.2f} < {t.min_persona_mean:.2f}")
-    if t.max_unaddressed_misunderstandings is not None:
-        unaddressed = int((~rows.loc[rows["lens"] == "misunderstandings", "passed"].astype(bool)).sum())
-        if unaddressed > t.max_unaddressed_misunderstandings:
-            misses.append(f"max_unaddressed_misunderstandings: {unaddressed} > {t.max_unaddressed_misunderstandings}")
-    if t.min_verified_evidence_rate is not None:
-        verified = rows["evidence_verified"].dropna().astype(bool)
-        rate = float(verified.mean()) if len(verified) else 0.0
-        if rate < t.min_verified_evidence_rate:
-            misses.append(f"min_verified_evidence_rate: {rate:.2f} < {t.min_verified_evidence_rate:.2f}")
-    return misses
+def suite_checks(suite: Suite, outcome: Any) -> list[Check]:
+    """Every check of `suite` on a run's outcome (`RunOutcome`): thresholds, then `require:` entries."""
+    checks = threshold_checks(outcome.frame, suite.thresholds, failed_units=len(outcome.failed), suite=suite.name)
+    checks += requirement_checks(suite.require, outcome.manifest, outcome.run_dir, suite=suite.name)
+    return unique_names(checks)
 
 
 RECORDED_WITH = "recorded_with.json"
