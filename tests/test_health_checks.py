@@ -61,6 +61,15 @@ def _degenerate_table() -> pd.DataFrame:
                         (units[2], 5, ["It was a good day"], "The learner clearly grew.")])  # fmt: skip
 
 
+def _repeat(t: Transcript, differ_at: int | None = None) -> Transcript:
+    """Another sample of `t`: a copy, or one whose answer differs at one step."""
+    turns = [s.model_copy(deep=True) for s in t.turns]
+    if differ_at is not None:
+        turns[differ_at].reaction.takeaway = "Something else entirely: the board will not buy a checklist."
+        turns[differ_at].reaction.how_it_lands = "Badly, to be honest, after last quarter's audit."
+    return t.model_copy(update={"sample": 1, "unit_id": t.unit_id + "-s1", "turns": turns})
+
+
 Case = Callable[[], tuple[list[Transcript], pd.DataFrame | None]]
 FAILED = unit("broken", [], status="failed")
 VOICED = "I still think finance leadership is purely technical, to be honest"
@@ -71,6 +80,10 @@ CASES: dict[str, tuple[Case, Case]] = {
     "flat_scores": (lambda: (HEALTHY, None), lambda: (DEGENERATE, None)),
     "flat_across_personas": (lambda: (HEALTHY, None), lambda: (DEGENERATE, None)),
     "copied_answers": (lambda: (HEALTHY, None), lambda: (DEGENERATE, None)),
+    "identical_repeats": (
+        lambda: ([*HEALTHY, _repeat(HEALTHY[1], 0)], None),
+        lambda: ([*HEALTHY, _repeat(HEALTHY[0])], None),
+    ),
     "empty_misunderstandings": (lambda: (HEALTHY, None), lambda: (DEGENERATE, None)),
     "empty_barriers": (lambda: (_well_fitted(), None), lambda: (DEGENERATE, None)),
     "ai_phrases": (lambda: (_in_character(), None), lambda: (DEGENERATE, None)),

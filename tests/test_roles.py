@@ -126,3 +126,33 @@ def test_backend_local_needs_no_suite_and_no_model(openai_server, tmp_path, monk
     manifest = read_manifest(tmp_path / "out" / "local")
     assert manifest.backend == "local" and manifest.sequential
     assert manifest.settings["structured_output"] == "json_object_schema"
+
+
+def test_repeats_are_independent_draws_unless_a_temperature_is_set(tmp_path) -> None:
+    from personasim.run.config import Given, resolve_run
+
+    def roles(**run):  # type: ignore[no-untyped-def]
+        return resolve_run(Given(learner={"model": "m"}, run=run), run_id="r", out_dir=tmp_path).roles()
+
+    single = roles()
+    assert (single.learner.temperature, single.judge.temperature) == (0.0, 0.0)
+    repeated = roles(samples=3, judge_samples=3)
+    assert (repeated.learner.temperature, repeated.judge.temperature) == (0.7, 0.5)
+    only_judge = roles(judge_samples=2)
+    assert (only_judge.learner.temperature, only_judge.judge.temperature) == (0.0, 0.5)
+    pinned = resolve_run(
+        Given(learner={"model": "m", "temperature": 0.0}, judge={"temperature": 0.2}, run={"samples": 2, "judge_samples": 2}),
+        run_id="r", out_dir=tmp_path,
+    ).roles()  # fmt: skip
+    assert (pinned.learner.temperature, pinned.judge.temperature) == (0.0, 0.2)
+
+
+def test_the_manifest_shows_the_temperatures_used_for_repeats(openai_server, tmp_path) -> None:
+    script(openai_server)
+    result = CliRunner().invoke(app, run_args(tmp_path, "--run-id", "rep", "--base-url", openai_server.base_url,
+                                              "--model", "m", "--samples", "2", "--judge-samples", "2"))  # fmt: skip
+    assert result.exit_code == 0, result.output
+    manifest = read_manifest(tmp_path / "out" / "rep")
+    assert manifest.settings["temperature"] == 0.7 and manifest.judge_settings["temperature"] == 0.5
+    temperatures = {r.body["temperature"] for r in openai_server.chat_requests}
+    assert temperatures == {0.7, 0.5}

@@ -33,6 +33,8 @@ THRESHOLDS: dict[str, float] = {
     "flat_across_personas": 0.5,
     # Answers to different steps should not repeat each other; allow the odd echo.
     "copied_answers": 0.2,
+    # Repeats are independent draws (a temperature above 0): copies would make agreement meaningless.
+    "identical_repeats": 0.2,
     # The step prompt asks for 1-3 misunderstandings: a learner who names none at half the steps or
     # more is a model leaving the schema empty, not a learner.
     "empty_misunderstandings": 0.5,
@@ -126,6 +128,25 @@ def check_copied_answers(transcripts: list[Transcript]) -> HealthCheck:
             copies += similar(a.takeaway, b.takeaway) or similar(a.how_it_lands, b.how_it_lands)
     detail = f"answers copied from the previous step in {copies} of {pairs} step pairs"
     return _check("copied_answers", _share(copies, pairs), detail)
+
+
+def check_identical_repeats(transcripts: list[Transcript]) -> HealthCheck:
+    """Repeated conversations (same persona and module version, another sample) that are near-copies
+    of each other, step by step: repeats at temperature 0 are copies, and statistics over copies
+    (agreement, intervals) mean nothing."""
+    groups: dict[tuple[str, str, str], list[Transcript]] = defaultdict(list)
+    for t in transcripts:
+        groups[(t.persona_id, t.module_id, t.module_version)].append(t)
+    pairs = copies = 0
+    for group in groups.values():
+        for a, b in combinations(sorted(group, key=lambda t: t.sample), 2):
+            pairs += 1
+            steps = list(zip(a.turns, b.turns))
+            same = sum(similar(_turn_text(x), _turn_text(y)) for x, y in steps)
+            copies += bool(steps) and same == len(steps)
+    if not pairs:
+        return _check("identical_repeats", None, "no repeated conversations (samples 1)")
+    return _check("identical_repeats", copies / pairs, f"{copies} of {pairs} repeated conversations are near-copies")
 
 
 def check_empty_lists(transcripts: list[Transcript], field: str) -> HealthCheck:

@@ -6,6 +6,7 @@ import typer
 
 from personasim import __version__
 from personasim.cli import analysis as analysis_cli
+from personasim.cli import check_model as check_model_cli
 from personasim.cli import criteria as criteria_cli
 from personasim.cli import eval as eval_cli
 from personasim.cli import gaps as gaps_cli
@@ -30,6 +31,7 @@ analysis_cli.register(app)
 run_cmds.register(app)  # run, grade
 criteria_cli.register(app)
 eval_cli.register(app)
+check_model_cli.register(app)
 gaps_cli.register(app)
 
 

@@ -23,6 +23,9 @@ from personasim.llm.settings import LLMSettings, read_settings_file
 
 History = Literal["full", "recap"]
 RUN_FIELDS = ("samples", "judge_samples", "history", "sequential", "prompts_dir", "backend", "n_ctx")
+# Repeats must be independent draws: with more than one sample (judge sample), a role whose
+# temperature nobody set samples at this one instead of 0 (at 0 the repeats are copies).
+REPEAT_TEMPERATURE = {"learner": 0.7, "judge": 0.5}
 
 
 class RunConfig(BaseModel):
@@ -87,6 +90,10 @@ def resolve_run(given: Given, *, run_id: str, out_dir: Path, resume: bool = Fals
         _suite_params(suite),
         given.run,
     )
+    if params.get("samples", 1) > 1 and "temperature" not in learner:
+        learner["temperature"] = REPEAT_TEMPERATURE["learner"]
+    if params.get("judge_samples", 1) > 1 and "temperature" not in judge:
+        judge["temperature"] = REPEAT_TEMPERATURE["judge"]
     config = RunConfig(
         run_id=run_id,
         out_dir=out_dir,
