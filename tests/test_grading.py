@@ -11,7 +11,6 @@ from doubles.scripted_client import ScriptedClient
 from personasim.errors import PersonasimError
 from personasim.grading.grade import grade_transcript
 from personasim.grading.judge import verdict_model
-from personasim.grading.text_match import content_tokens, overlap
 from personasim.inputs.criteria import derive_criteria
 from personasim.llm.settings import LLMSettings
 from personasim.llm.types import QuotaExceeded
@@ -175,11 +174,33 @@ async def test_abandonment_scores_how_far_the_learner_got() -> None:
     assert [e.text for e in grade.evidence] == ["No time for this right now"]
 
 
-def test_token_overlap_matches_paraphrases_not_unrelated_items() -> None:
-    expected = "Thinking finance leadership is purely technical"
-    assert content_tokens(expected) == {"finance", "leadership", "pure", "technical"}
-    assert overlap(expected, "I think that finance leadership is just technical work") >= 0.5
-    assert overlap(expected, "Not sure how triage of concerns works") == 0.0
+async def test_misunderstanding_coverage_ignores_topic_words_negation_and_questions() -> None:
+    # Issue 21: the old token overlap counted the first two (half the content words; all of them, "not" aside).
+    transcript = await _transcript(steps=2)
+    said = [["Not sure how finance leadership fits with this step",
+             "Collaboration does not mean any compromise of financial rigour"],
+            ["I read networking as socialising rather than building strategic relationships"]]  # fmt: skip
+    for turn, items in zip(transcript.turns, said, strict=True):
+        turn.reaction = turn.reaction.model_copy(update={"misunderstandings": items})
+    [grade] = await _grade(ScriptedClient([]), transcript, [_criterion("misunderstanding-surfaced")], steps=2)
+    assert grade.rationale.startswith("1 of 3 voiced (3 listed by the learner)")
+    assert grade.score == pytest.approx(1 + 4 / 3, abs=1e-4) and [e.id for e in grade.evidence] == ["S2.m1"]
+
+
+async def test_misunderstanding_coverage_reads_an_absent_opposite_view_as_not_voiced() -> None:
+    # A recorded p19 answer says the module never shows IG's value beyond compliance: not the view itself.
+    persona = make_persona()
+    persona.competency_development_profile.potential_misunderstandings = [
+        "Thinking IG is compliance not service improvement",
+        "thinking IG is compliance  not service improvement",
+    ]
+    transcript = await _transcript(steps=1, persona=persona)
+    said = "There is no mention of service improvement impact or strategic value of IG beyond compliance"
+    transcript.turns[0].reaction = transcript.turns[0].reaction.model_copy(update={"misunderstandings": [said]})
+    criterion = _criterion("misunderstanding-surfaced", persona)
+    [grade] = await _grade(ScriptedClient([]), transcript, [criterion], persona=persona, steps=1)
+    assert grade.score == 1 and grade.evidence == []
+    assert grade.rationale.startswith("0 of 1 voiced")  # the duplicate counts once, as in criteria.py
 
 
 async def test_misunderstanding_coverage_counts_voiced_misunderstandings() -> None:

@@ -51,6 +51,11 @@ def _stem(word: str) -> str:
     return _stemmer().stemWord(word)
 
 
+def stem(word: str) -> str:
+    """The Snowball (Porter2) English stem of one casefolded word, as `tokenize` stems it."""
+    return _stem(word)
+
+
 def words(text: str) -> list[str]:
     """Casefolded words of `text` (letters and digits; accents folded; apostrophes kept inside a word)."""
     folded = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii").casefold()

@@ -5,8 +5,8 @@ docstrings for how they score. Scores are on the judge's 1-5 scale."""
 from __future__ import annotations
 
 from personasim.grading.judge import base_fields
-from personasim.grading.text_match import overlap
-from personasim.inputs.criteria import Criterion
+from personasim.grading.misunderstanding_match import compare
+from personasim.inputs.criteria import Criterion, _dedupe
 from personasim.inputs.module import LearningModule
 from personasim.inputs.persona import Persona
 from personasim.records.grades import Evidence, Grade
@@ -81,23 +81,22 @@ def grade_abandonment(criterion: Criterion, transcript: Transcript, persona: Per
     return _scored(criterion, transcript, score, rationale, evidence)
 
 
-MATCH_THRESHOLD = 0.5
-
-
 def grade_misunderstanding_coverage(criterion: Criterion, transcript: Transcript, persona: Persona,
                                     module: LearningModule) -> Grade:  # fmt: skip
-    """Token-overlap match of each of the persona's potential misunderstandings against every
-    misunderstanding the learner listed: matched when the learner's item holds at least half of
-    its content tokens. Score 1 + 4 x share matched."""
-    expected = list(dict.fromkeys(m.strip() for m in persona.misunderstandings if m.strip()))
+    """Whether the learner voiced each of the persona's potential misunderstandings (deduplicated as
+    `criteria.py` does), item by item against every misunderstanding the learner listed, with
+    `misunderstanding_match.compare`: Snowball stems held with the same polarity (a negated or opposed
+    item, or a question, does not count). Score 1 + 4 x share voiced; the evidence is each voicing item
+    (the best-covering one per misunderstanding)."""
+    expected = [item for _, item in _dedupe(persona.misunderstandings)]
     said = {f"S{t.step_index}.m{n}": m for t in transcript.turns for n, m in enumerate(t.reaction.misunderstandings, 1)}
     if not expected:
         return _scored(criterion, transcript, None, "the persona lists no potential misunderstandings")
     matched: dict[str, str] = {}
     for item in expected:
-        best = max(said, key=lambda key: overlap(item, said[key]), default=None)
-        if best is not None and overlap(item, said[best]) >= MATCH_THRESHOLD:
-            matched[item] = best
+        voiced = [(v.coverage, key) for key, text in said.items() if (v := compare(item, text)).voiced]
+        if voiced:
+            matched[item] = max(voiced, key=lambda pair: pair[0])[1]  # the first of the best-covering items
     missing = [m for m in expected if m not in matched]
     rationale = f"{len(matched)} of {len(expected)} voiced ({len(said)} listed by the learner)"
     if missing:

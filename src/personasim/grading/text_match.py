@@ -1,5 +1,5 @@
-"""Plain text matching shared by graders and health checks: quote-mark and case folding, and the
-content words of a short text."""
+"""Plain text matching for the health checks: quote-mark and case folding, and the content words of a
+short text. (Whether a learner voiced a misunderstanding is `misunderstanding_match`'s, on Snowball stems.)"""
 
 from __future__ import annotations
 
@@ -36,9 +36,3 @@ def content_tokens(text: str) -> frozenset[str]:
     """Lower-case words, crude suffixes stripped, stop and framing words ("thinking", "assuming") dropped."""
     words = re.findall(r"[a-z0-9]+", normalise(text))
     return frozenset(s for s in (_stem(w) for w in words if w not in _STOPWORDS) if s not in _STOPWORDS)
-
-
-def overlap(expected: str, said: str) -> float:
-    """Share of the expected item's content tokens that the learner's item contains."""
-    want = content_tokens(expected)
-    return len(want & content_tokens(said)) / len(want) if want else 0.0
