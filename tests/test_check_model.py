@@ -120,6 +120,21 @@ def test_repeats_at_temperature_0_are_flagged(openai_server, tmp_path) -> None:
     assert card.verdict == "use with caution"
 
 
+def test_run_shows_the_latest_scorecard_for_the_same_model_roles(openai_server, tmp_path) -> None:
+    check(tmp_path, openai_server, "faithful", *ABLATE)
+    args = ["run", "--personas", str(three_seed_personas(tmp_path / "p")), "--module", str(tmp_path / "module.md"),
+            "--base-url", openai_server.base_url, "--out", str(tmp_path / "out"), "--run-id", "after"]  # fmt: skip
+    same = CliRunner().invoke(app, [*args, "--model", "m"])
+    assert same.exit_code == 0, same.output
+    assert "check-model: fit for module decisions (" in same.output and "faithful/check.json" in same.output
+    other = CliRunner().invoke(app, [*args, "--model", "m", "--judge-model", "other", "--run-id", "other"])
+    assert "check-model: no scorecard for these model roles" in other.output
+    report = CliRunner().invoke(app, ["report", str(tmp_path / "out" / "after")])
+    assert report.exit_code == 0, report.output and "file://" in report.output
+    html = (tmp_path / "out" / "after" / "report.html").read_text()
+    assert "check-model: fit for module decisions" in html and "persona_fidelity" in html
+
+
 def test_fail_under_makes_ci_exit_1(openai_server, tmp_path) -> None:
     openai_server.responder = responder("alike")
     module = tmp_path / "module.md"

@@ -19,13 +19,13 @@ def _frame() -> pd.DataFrame:
         for persona in ("p17-a", "p18-b"):
             for lens in ("power", "inclusion", "misunderstandings"):
                 rows.append({"module_id": "lotus", "module_version": version, "persona_id": persona, "lens": lens,
-                             "score_norm": level, "passed": level > 0.5, "evidence_verified": True})  # fmt: skip
+                             "score_norm": level, "passed": level > 0.5, "grader": "judge", "score": 3.0, "evidence": "[]"})  # fmt: skip
     return pd.DataFrame(rows)
 
 
 def test_every_threshold_is_a_case_per_module_version_with_a_unique_name() -> None:
     thresholds = Thresholds(min_lens_mean=0.5, min_lens_means={"power": 0.3}, min_persona_mean=0.5,
-                            max_unaddressed_misunderstandings=0, min_verified_evidence_rate=0.9)  # fmt: skip
+                            max_unaddressed_misunderstandings=0, max_uncited_high_scores=0.9)  # fmt: skip
     checks = threshold_checks(_frame(), thresholds, suite="lotus")
     names = [check.name for check in checks]
     assert len(names) == len(set(names))
@@ -37,7 +37,7 @@ def test_every_threshold_is_a_case_per_module_version_with_a_unique_name() -> No
         "lotus@v1::min_persona_mean[p17-a]",
         "lotus@v1::min_persona_mean[p18-b]",
         "lotus@v1::max_unaddressed_misunderstandings",
-        "lotus@v1::min_verified_evidence_rate",
+        "lotus@v1::max_uncited_high_scores",
         "lotus@v2::min_lens_mean[inclusion]",
     ]
     failed = {check.name for check in checks if not check.passed}

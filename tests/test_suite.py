@@ -125,18 +125,22 @@ def test_a_changed_prompt_template_makes_replay_fail_naming_it_and_the_fix(
     assert len(openai_server.chat_requests) == before
 
 
+CITED = '[{"id": "S1.takeaway", "text": "t"}]'
+
+
 def test_thresholds_are_checked_per_module_version() -> None:
     frame = pd.DataFrame({
         "module_version": ["v1", "v1", "v2", "v2"], "lens": ["power", "misunderstandings"] * 2,
         "persona_id": ["p1"] * 4, "score_norm": [0.2, 0.9, 0.8, 0.9], "passed": [False, False, True, True],
-        "evidence_verified": [True, None, False, None],
+        "grader": ["judge"] * 4, "score": [5, 4, 5, 2],
+        "evidence": [CITED, CITED, "[]", CITED],
     })  # fmt: skip
     misses = check_thresholds(frame, Thresholds(min_lens_means={"power": 0.5}, max_unaddressed_misunderstandings=0,
-                                                min_verified_evidence_rate=0.5))  # fmt: skip
+                                                max_uncited_high_scores=0.5))  # fmt: skip
     assert misses == [  # thresholds are on the 0-1 scale; each miss also gives the 1-5 mean the summary shows
         "[v1] min_lens_mean: lens 'power' mean 0.20 (1.8 on 1-5) < 0.50 (3.0 on 1-5)",
         "[v1] max_unaddressed_misunderstandings: 1 > 0",
-        "[v2] min_verified_evidence_rate: 0.00 < 0.50",
+        "[v2] max_uncited_high_scores: 1.00 > 0.50",
     ]
     assert check_thresholds(frame, Thresholds(), failed_units=1) == ["max_failed_units: 1 unit failed (allowed 0)"]
 

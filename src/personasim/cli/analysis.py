@@ -217,7 +217,7 @@ def report_command(
 
     pairing = "id" if by_id else "content"
     path = write_report(runs, out or runs[0] / "report.html", seed=seed, n_boot=n_boot, pairing=pairing)
-    console.print(Text(f"wrote {path}"), soft_wrap=True)
+    console.print(Text(f"wrote {path.resolve().as_uri()}"), soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:

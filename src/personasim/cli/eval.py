@@ -11,7 +11,7 @@ import typer
 
 from personasim.cli.common import default, echo, err_console, guarded, plural
 from personasim.cli.llm_options import LLMFlags, llm_options
-from personasim.cli.output import Bar, announce, progress_bar
+from personasim.cli.output import Bar, announce, print_scorecard, progress_bar
 from personasim.errors import PersonasimError
 
 if TYPE_CHECKING:
@@ -96,4 +96,5 @@ def _report(name: str, checks: list[Check], outcome: Any) -> None:
              "scores say nothing about the module (add `require: {health: ok}` to the suite to fail on this)",
              style="bold yellow")  # fmt: skip
     echo(f"  health: {health.get('verdict', 'no health verdict')}")
+    print_scorecard(outcome.manifest, Path(outcome.run_dir).parent)
     echo(f"  results: {Path(outcome.run_dir).resolve()}")

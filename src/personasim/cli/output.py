@@ -168,10 +168,10 @@ def print_outcome(outcome: RunOutcome) -> None:
         csv = (Path(outcome.run_dir) / "results.csv").resolve()
         _plain(f"{plural(flagged, 'row')} flagged (unverified evidence, disagreeing judges, ...): see the `flags` "
                f"column of {csv}")  # fmt: skip
-    print_health(manifest)
+    print_health(manifest, outcome.run_dir.parent)
 
 
-def print_health(manifest: Any) -> None:
+def print_health(manifest: Any, out_dir: Path | None = None) -> None:
     """The health verdict, loud when the simulations look degenerate: a weak model's table is no evidence."""
     health = manifest.health or {}
     source = "recordings" if manifest.settings.get("mode") == "replay" else manifest.settings.get("mode")
@@ -181,6 +181,20 @@ def print_health(manifest: Any) -> None:
     verdict = health.get("verdict", "no health verdict")
     style = "green" if health.get("healthy") else "bold red"
     echo(f"health: {verdict}", style=style)
+    print_scorecard(manifest, out_dir)
+
+
+def print_scorecard(manifest: Any, out_dir: Path | None = None) -> None:
+    """check-model's latest verdict for these model roles, where one exists beside the run."""
+    from personasim.run.check_model import latest_scorecard, manifest_roles
+
+    found = latest_scorecard(out_dir or DEFAULT_OUT, manifest_roles(manifest))
+    if found is None:
+        echo("check-model: no scorecard for these model roles (personasim check-model tells whether they can stand in)")
+        return
+    path, card = found
+    style = {"fit for module decisions": "green", "use with caution": "yellow"}.get(card.verdict, "bold red")
+    echo(f"check-model: {card.verdict} ({path.resolve()})", style=style)
 
 
 DEFAULT_OUT = Path("results")

@@ -72,6 +72,21 @@ def health_view(run: RunData) -> dict[str, Any]:
             "checks": health_table(report)}  # fmt: skip
 
 
+def scorecard_view(run: RunData) -> dict[str, Any] | None:
+    """check-model's latest scorecard for the run's learner and judge models, beside the run."""
+    from personasim.run.check_model import latest_scorecard, manifest_roles
+
+    found = latest_scorecard(run.path.parent, manifest_roles(run.manifest))
+    if found is None:
+        return None
+    path, card = found
+    rows = [(c.name, "-" if c.value is None else f"{c.value:.2f}", c.threshold,
+             "reference" if c.threshold == "reference" else {True: "pass", False: "FAIL", None: "not run"}[c.passed],
+             c.detail) for c in card.checks]  # fmt: skip
+    return {"verdict": card.verdict, "fit": card.verdict == "fit for module decisions", "path": str(path),
+            "created_at": card.created_at, "rows": rows}  # fmt: skip
+
+
 def _alpha_class(alpha: float | None) -> str:
     """Krippendorff's rule of thumb: >= 0.8 reliable, >= 0.667 tentative, below that not."""
     if alpha is None:
@@ -113,6 +128,7 @@ def run_meta(run: RunData) -> dict[str, Any]:
         "judge_settings": {k: m.judge_settings[k] for k in SETTINGS_SHOWN if k in m.judge_settings},
         "distinct_prompt_hashes": int(frame["prompt_hash"].nunique()),
         "health": health_view(run),
+        "scorecard": scorecard_view(run),
     }  # fmt: skip
 
 

@@ -24,7 +24,7 @@ from personasim.analysis import model_checks as mc
 from personasim.errors import InputError
 from personasim.fileio import atomic_write_text
 from personasim.hashing import canonical_json, content_hash
-from personasim.inputs.criteria import derive_criteria
+from personasim.inputs.criteria import _dedupe, derive_criteria
 from personasim.inputs.module import LearningModule
 from personasim.inputs.persona import Persona
 from personasim.llm.roles import build_role_clients
@@ -214,7 +214,7 @@ def _voiced(opened: OpenedRun, transcripts: list[Transcript]) -> dict[str, tuple
         touched = {c.id: bool(hit.addressed) for c in criteria if found and (hit := _hit(found, c.id))}
         surfaced = next(c for c in derive_criteria(persona, module) if c.grader == "misunderstanding_coverage")
         items = []
-        for criterion, item in zip(criteria, dict.fromkeys(m.strip() for m in persona.misunderstandings if m.strip())):
+        for criterion, (_, item) in zip(criteria, _dedupe(persona.misunderstandings)):
             alone = persona.model_copy(deep=True)
             alone.competency_development_profile.potential_misunderstandings = [item]
             mine = [tr for tr in transcripts if tr.persona_id == persona.id]
@@ -254,7 +254,7 @@ def write_scorecard(card: Scorecard, folder: Path) -> Path:
 
 
 def latest_scorecard(out_dir: Path, roles_summary: dict[str, Any]) -> tuple[Path, Scorecard] | None:
-    """The newest check.json under `out_dir` made with the same model roles (what shapes answers)."""
+    """The newest check.json under `out_dir` made with the same learner and judge models."""
     found = []
     for path in Path(out_dir).glob(f"*/{CHECK_FILE}"):
         try:
@@ -269,11 +269,21 @@ def latest_scorecard(out_dir: Path, roles_summary: dict[str, Any]) -> tuple[Path
     return path, card
 
 
-def _same_roles(a: dict[str, Any], b: dict[str, Any]) -> bool:
-    def strip(roles: dict[str, Any]) -> dict[str, Any]:
-        return {r: {k: v for k, v in s.items() if k != "base_url"} for r, s in roles.items()}
+def manifest_roles(manifest: Any) -> dict[str, dict[str, Any]]:
+    """A run manifest's roles, as a scorecard records them (what shapes the answers)."""
+    from personasim.llm.settings import GENERATION_FIELDS
 
-    return strip(a) == strip(b)
+    judge = manifest.judge_settings or manifest.settings
+    return {
+        role: {k: v for k, v in s.items() if k in GENERATION_FIELDS}
+        for role, s in (("learner", manifest.settings), ("judge", judge))
+    }
+
+
+def _same_roles(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """The same learner model and the same judge model (a check's repeats sample at a temperature
+    a single run need not share)."""
+    return all(a.get(role, {}).get("model") == b.get(role, {}).get("model") for role in ("learner", "judge"))
 
 
 def check_config(
@@ -294,21 +304,6 @@ def check_config(
 # --------------------------------------------------------------------------- from the command's options
 
 
-class CheckModelSpec(BaseModel):
-    """A suite's `check_model:` block (flags override each field)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    personas: list[str] = Field(default_factory=list, description="persona ids or numbers; empty: all")
-    module: str | None = Field(default=None, description="module file, relative to the suite [default: its first]")
-    steps: str | None = None
-    samples: int = Field(default=2, ge=1)
-    judge_samples: int = Field(default=3, ge=1)
-    ablate: list[str] = Field(default_factory=list, description="learning outcomes whose steps are removed")
-    expect_lenses: list[str] = Field(default_factory=list, description="lenses the ablation should lower")
-    thresholds: dict[str, float] = Field(default_factory=dict, description="overrides of model_checks.THRESHOLDS")
-
-
 def _split(value: str | None) -> list[str]:
     return [v.strip() for v in (value or "").split(",") if v.strip()]
 
@@ -324,12 +319,12 @@ def run_check(*, suite: Path | None, personas: list[Path] | None, only: list[str
     from personasim.run.config import Given, resolve_run
     from personasim.run.runner import new_run_id
     from personasim.run.session import load_inputs, open_run
-    from personasim.run.suite import load_suite
+    from personasim.run.suite import CheckModelSpec, load_suite
 
     if fail_under not in (None, *FAIL_UNDER):
         raise InputError(None, None, f"--fail-under is fit or caution, not {fail_under!r}")
     loaded = load_suite(suite) if suite else None
-    spec = CheckModelSpec.model_validate(getattr(loaded, "check_model", None) or {})
+    spec = loaded.check_model if loaded is not None else CheckModelSpec()
     unknown = sorted(set(spec.thresholds) - set(mc.THRESHOLDS))
     if unknown:
         raise InputError(

@@ -34,7 +34,7 @@ def _on_scale(value: float | None, info: ValidationInfo) -> float | None:
     """Thresholds on scores are on the normalised 0-1 scale; a 1-5 mean given by mistake says so."""
     if value is None or 0 <= value <= 1:
         return value
-    if info.field_name == "min_verified_evidence_rate":
+    if info.field_name == "max_uncited_high_scores":
         message = f"{value:g} is not a share: write a number from 0 to 1 (0.8 for 80%)"
     elif 1 < value <= 5:
         message = (f"{value:g} reads as a 1-5 mean, but thresholds use the 0-1 scale ((mean - 1) / 4): "
@@ -58,10 +58,12 @@ class Thresholds(BaseModel):
     max_unaddressed_misunderstandings: int | None = Field(
         default=None, ge=0, description="misunderstanding criteria that fail their pass threshold"
     )
-    min_verified_evidence_rate: float | None = Field(default=None, description="share of judge quotes verified, 0-1")
+    max_uncited_high_scores: float | None = Field(
+        default=None, description="share of judge scores of 4+ that cite no learner statement, 0-1"
+    )
     max_failed_units: int = Field(default=0, ge=0)
 
-    check_scale = field_validator("min_lens_mean", "min_persona_mean", "min_verified_evidence_rate")(_on_scale)
+    check_scale = field_validator("min_lens_mean", "min_persona_mean", "max_uncited_high_scores")(_on_scale)
 
     @field_validator("min_lens_means")
     @classmethod
@@ -82,6 +84,21 @@ class Requirements(BaseModel):
         description="the check-model scorecard for these model roles says 'fit for module decisions' (fit), "
         "or at least 'use with caution' (caution)",
     )
+
+
+class CheckModelSpec(BaseModel):
+    """A suite's `check_model:` block (flags override each field)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    personas: list[str] = Field(default_factory=list, description="persona ids or numbers; empty: all")
+    module: str | None = Field(default=None, description="module file, relative to the suite [default: its first]")
+    steps: str | None = None
+    samples: int = Field(default=2, ge=1)
+    judge_samples: int = Field(default=3, ge=1)
+    ablate: list[str] = Field(default_factory=list, description="learning outcomes whose steps are removed")
+    expect_lenses: list[str] = Field(default_factory=list, description="lenses the ablation should lower")
+    thresholds: dict[str, float] = Field(default_factory=dict, description="overrides of model_checks.THRESHOLDS")
 
 
 class Suite(BaseModel):
@@ -110,6 +127,7 @@ class Suite(BaseModel):
     )
     thresholds: Thresholds = Field(default_factory=Thresholds)
     require: Requirements = Field(default_factory=Requirements)
+    check_model: CheckModelSpec = Field(default_factory=CheckModelSpec, description="personasim check-model's protocol")
     recorded_with: dict[str, Any] = Field(
         default_factory=dict, description="provenance of the recordings: model file sha256, settings, prompt hashes"
     )

@@ -73,12 +73,13 @@ def _version_checks(rows: pd.DataFrame, t: Thresholds) -> list[tuple[str, bool, 
         ok = unaddressed <= most
         out.append(("max_unaddressed_misunderstandings", ok,
                     f"max_unaddressed_misunderstandings: {unaddressed} {'<=' if ok else '>'} {most}"))  # fmt: skip
-    if t.min_verified_evidence_rate is not None:
-        verified = rows["evidence_verified"].dropna().astype(bool)
-        rate, floor = (float(verified.mean()) if len(verified) else 0.0), t.min_verified_evidence_rate
-        ok = rate >= floor
-        out.append(("min_verified_evidence_rate", ok,
-                    f"min_verified_evidence_rate: {rate:.2f} {'>=' if ok else '<'} {floor:.2f}"))  # fmt: skip
+    if t.max_uncited_high_scores is not None:
+        high = rows[(rows["grader"] == "judge") & (rows["score"] >= 4)]
+        uncited = high["evidence"].fillna("[]").isin(["[]", ""])
+        rate, most = (float(uncited.mean()) if len(high) else 0.0), t.max_uncited_high_scores
+        ok = rate <= most
+        out.append(("max_uncited_high_scores", ok,
+                    f"max_uncited_high_scores: {rate:.2f} {'<=' if ok else '>'} {most:.2f}"))  # fmt: skip
     return out
 
 
@@ -112,10 +113,17 @@ def _scorecard_check(wanted: str, manifest: Any, run_dir: str | Path) -> tuple[b
 
 
 def find_scorecard(run_dir: str | Path, manifest: Any = None) -> Path | None:
-    """The check-model scorecard for the run's model roles: for now `check.json` in the run folder.
-    (`manifest` names the roles, for when scorecards are kept elsewhere, per model pair.)"""
+    """The check-model scorecard for the run's model roles: `check.json` in the run folder, else the
+    newest one beside it (`personasim check-model --out` the same folder) made with the same roles."""
     path = Path(run_dir) / SCORECARD
-    return path if path.is_file() else None
+    if path.is_file():
+        return path
+    if manifest is None:
+        return None
+    from personasim.run.check_model import latest_scorecard, manifest_roles
+
+    found = latest_scorecard(Path(run_dir).parent, manifest_roles(manifest))
+    return found[0] if found else None
 
 
 def unique_names(checks: list[Check]) -> list[Check]:
