@@ -146,7 +146,7 @@ def test_format_checks_read_delivery_format_and_activities(coverage, personas) -
 
 def test_simulation_only_criteria_are_left_undecided(coverage, personas) -> None:
     item = _item(coverage, personas, "p20", "v2")
-    for cid in ("fit-abandonment", "misunderstanding-coverage"):
+    for cid in ("fit-abandonment", "misunderstanding-surfaced"):
         assert item.criterion(cid).method == "simulation" and item.criterion(cid).addressed is None
 
 
@@ -293,3 +293,10 @@ def test_coverage_changes_between_versions(coverage) -> None:
     assert changes[("p17", "competency-01")].change == "same"
     assert len(changes[("p17", "competency-01")].steps_b) == 7 and len(changes[("p17", "competency-01")].steps_a) == 4
     assert changes[("p17", "fit-abandonment")].change == "undecided"
+
+
+def test_the_cli_default_threshold_is_the_matchers() -> None:
+    from personasim.analysis import gaps as analysis_gaps
+    from personasim.cli import gaps as cli_gaps
+
+    assert cli_gaps.DEFAULT_THRESHOLD == analysis_gaps.DEFAULT_THRESHOLD

@@ -15,6 +15,7 @@ from module_files import write_module
 from personasim.analysis.results import read_manifest, read_results
 from personasim.cli import app
 from personasim.llm import backend
+from personasim.llm.local_server import LocalServer
 from personasim.run.state import read_run_config
 from scripted_answers import scripted_answer
 
@@ -117,7 +118,7 @@ def test_backend_local_needs_no_suite_and_no_model(openai_server, tmp_path, monk
         started.append(name)
         yield LocalDouble(openai_server)
 
-    monkeypatch.setattr(backend.LocalServer, "for_model", staticmethod(for_model))
+    monkeypatch.setattr(LocalServer, "for_model", staticmethod(for_model))
     monkeypatch.setattr(backend, "model_path", lambda model: tmp_path / model.filename)
     result = CliRunner().invoke(app, run_args(tmp_path, "--run-id", "local", "--backend", "local"))
     assert result.exit_code == 0, result.output

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
 
-from personasim.analysis.gaps import DEFAULT_THRESHOLD, coverage_for_run
-from personasim.analysis.gaps_types import Coverage, CriterionCoverage, PersonaCoverage, write_coverage
 from personasim.cli.common import console, err_console, guarded
-from personasim.inputs.module_loader import load_modules
-from personasim.inputs.persona_parser import load_personas, select_persona
+
+if TYPE_CHECKING:  # the matcher (bm25s, numpy) loads only when the command runs
+    from personasim.analysis.gaps_types import Coverage, CriterionCoverage, PersonaCoverage
+
+DEFAULT_THRESHOLD = 0.15  # analysis/gaps.py's; tests/test_gaps.py checks they agree
 
 _MARK = {True: "addressed", False: "NOT addressed", None: "needs a run"}
 
@@ -32,6 +33,11 @@ def gaps(
 ) -> None:  # fmt: skip
     """Which steps address each persona criterion (competencies, gaps, misunderstandings, time, format,
     lenses), with the matching sentences: deterministic, no LLM, no network."""
+    from personasim.analysis.gaps import coverage_for_run
+    from personasim.analysis.gaps_types import write_coverage
+    from personasim.inputs.module_loader import load_modules
+    from personasim.inputs.persona_parser import load_personas, select_persona
+
     loaded = load_personas(personas or [Path("personas")])
     if persona:
         loaded = [select_persona(loaded, p) for p in persona]

@@ -15,7 +15,6 @@ from typing import Any
 
 from personasim.errors import InputError
 from personasim.llm.local import get_model, model_path
-from personasim.llm.local_server import LocalServer
 from personasim.llm.settings import LLMSettings
 
 # A CPU model reads a long judge prompt at tens of tokens a second: one call can take minutes, and
@@ -53,6 +52,8 @@ def open_backend(spec: str | None, settings: LLMSettings, *, n_ctx: int | None =
     if settings.mode == "replay":  # recordings answer; no server, no model file needed
         yield Backend(local_settings, sequential=True, description=description)
         return
+    from personasim.llm.local_server import LocalServer  # the llama.cpp process code, only when one starts
+
     with LocalServer.for_model(model.name, n_ctx=n_ctx) as server:
         description |= {"model_path": str(model_path(model)), "n_ctx": server.n_ctx, "startup_s": server.startup_s}
         yield Backend(local_settings.with_overrides(base_url=server.base_url), sequential=True, description=description)
