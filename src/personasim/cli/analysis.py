@@ -29,11 +29,11 @@ class By(str, Enum):
     persona = "persona"
 
 
-RunArg = Annotated[str, typer.Argument(help="A run folder, or a run id under --results-dir.", show_default=False)]
-RunBArg = Annotated[str | None, typer.Argument(help="A second run (B); without it, two module versions of RUN_A.")]
-ResultsOpt = Annotated[Path, typer.Option("--results-dir", help="Where run ids are looked up.")]
-SeedOpt = Annotated[int, typer.Option("--seed", help="Seed of the bootstrap and permutation draws.")]
-BootOpt = Annotated[int, typer.Option("--n-boot", min=100, help="Bootstrap resamples.")]
+RunArg = Annotated[str, typer.Argument(help="A run folder, or a run id under --results-dir", show_default=False)]
+RunBArg = Annotated[str | None, typer.Argument(help="A second run (B) [default: none: two module versions of RUN_A]")]
+ResultsOpt = Annotated[Path, typer.Option("--results-dir", help="Where run ids are looked up")]
+SeedOpt = Annotated[int, typer.Option("--seed", help="Seed of the bootstrap and permutation draws")]
+BootOpt = Annotated[int, typer.Option("--n-boot", min=100, help="Bootstrap resamples")]
 ByIdOpt = Annotated[bool, typer.Option("--by-id", help="Pair rows on criterion id even where persona files or "
                                                      "criterion texts differ (each is named in a note).")]  # fmt: skip
 
@@ -152,11 +152,15 @@ def _table(result: Comparison, by: str) -> Table:
 def compare_command(
     run_a: RunArg,
     run_b: RunBArg = None,
-    a: Annotated[str | None, typer.Option("--a", help="Module version on side A.")] = None,
-    b: Annotated[str | None, typer.Option("--b", help="Module version on side B.")] = None,
-    by: Annotated[By, typer.Option("--by", help="Rows per lens, criterion or persona.")] = By.lens,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the whole comparison as JSON.")] = False,
-    markdown: Annotated[bool, typer.Option("--markdown", help="Print a markdown table.")] = False,
+    a: Annotated[
+        str | None, typer.Option("--a", help="Module version on side A [default: the run's first of two]")
+    ] = None,
+    b: Annotated[
+        str | None, typer.Option("--b", help="Module version on side B [default: the run's second of two]")
+    ] = None,
+    by: Annotated[By, typer.Option("--by", help="Rows per lens, criterion or persona")] = By.lens,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the whole comparison as JSON")] = False,
+    markdown: Annotated[bool, typer.Option("--markdown", help="Print a markdown table")] = False,
     results_dir: ResultsOpt = DEFAULT_RESULTS,
     seed: SeedOpt = 0,
     n_boot: BootOpt = 2000,
@@ -205,7 +209,7 @@ def _coverage_table(result: Comparison) -> Table | None:
 def report_command(
     run: RunArg,
     run_b: RunBArg = None,
-    out: Annotated[Path | None, typer.Option("--out", "-o", help="HTML file (default: <run>/report.html).")] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="HTML file [default: RUN/report.html]")] = None,
     results_dir: ResultsOpt = DEFAULT_RESULTS,
     seed: SeedOpt = 0,
     n_boot: BootOpt = 2000,

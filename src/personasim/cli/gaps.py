@@ -23,13 +23,13 @@ def register(app: typer.Typer) -> None:
 
 @guarded
 def gaps(
-    module: list[Path] = typer.Option(..., "--module", help="Module version file or folder (repeat for more)."),
-    personas: Optional[list[Path]] = typer.Option(None, "--personas", help="Persona files or folders (default: personas/)."),
-    persona: Optional[list[str]] = typer.Option(None, "--persona", help="Only this persona (id or number; repeatable)."),
-    as_json: bool = typer.Option(False, "--json", help="Print the coverage as JSON instead of tables."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Also write DIR/coverage.json."),
+    module: list[Path] = typer.Option(..., "--module", help="Module version file or folder (repeatable; required)"),
+    personas: Optional[list[Path]] = typer.Option(None, "--personas", help="Persona files or folders [default: personas/]"),
+    persona: Optional[list[str]] = typer.Option(None, "--persona", help="Only this persona, id or number (repeatable) [default: all]"),
+    as_json: bool = typer.Option(False, "--json", help="Print the coverage as JSON instead of tables"),
+    out: Optional[Path] = typer.Option(None, "--out", help="Also write DIR/coverage.json [default: write nothing]"),
     threshold: float = typer.Option(DEFAULT_THRESHOLD, "--threshold", min=0.0, max=1.0,
-                                    help="Sentence score at which a step addresses a free-text criterion."),
+                                    help="Sentence score at which a step addresses a free-text criterion"),
 ) -> None:  # fmt: skip
     """Which steps address each persona criterion (competencies, gaps, misunderstandings, time, format,
     lenses), with the matching sentences: deterministic, no LLM, no network."""
