@@ -20,7 +20,7 @@ from personasim.analysis.reliability import (
     repeat_scores,
 )
 from personasim.analysis.results import GradeFile, RunPaths, results_frame, save_grades
-from personasim.grading.grade import Grade, JudgeSample
+from personasim.records.grades import Grade, JudgeSample
 from personasim.records.transcript import Transcript
 
 N = None
