@@ -7,6 +7,7 @@ seeded generator, so the folder is the same on every call with the same argument
 
 from __future__ import annotations
 
+import json
 import random
 import statistics
 from pathlib import Path
@@ -20,6 +21,8 @@ from personasim.analysis.results import (
     write_manifest,
     write_results,
 )
+from personasim.inputs.module import LearningModule, Step
+from personasim.inputs.persona_parser import load_personas
 from personasim.records.grades import Evidence, Grade, JudgeSample
 from personasim.records.statements import learner_statements
 from personasim.records.transcript import (
@@ -105,8 +108,12 @@ BARRIERS = [
 ]
 
 
+REPO = Path(__file__).resolve().parents[1]
+PLANNED_MINUTES = {"the-triage-template": 20}  # every other step: 10 (learners say 10-30)
+
+
 def _reaction(rng: random.Random, pid: str, step: str, level: float, inject: str | None,
-              degenerate: bool) -> StepReaction:  # fmt: skip
+              degenerate: bool, repeat: str | None = None) -> StepReaction:  # fmt: skip
     if degenerate:  # what a weak model does: the same answer, the same scores, every step
         return StepReaction(takeaway="This step is relevant to my role.", how_it_lands="It lands well for me.",
                             relevance=4, engagement=4, what_i_would_do="Apply it.", misunderstandings=[],
@@ -115,6 +122,8 @@ def _reaction(rng: random.Random, pid: str, step: str, level: float, inject: str
     engagement = max(1, min(5, round(level + rng.uniform(-1, 1))))
     relevance = max(1, min(5, round(level + rng.uniform(-1.2, 0.8))))
     confused = [m for m in MISUNDERSTANDINGS if rng.random() < 0.3][:2]
+    if repeat:
+        confused.append(repeat)
     if inject:
         confused.append(inject[:200])
     angle = rng.choice(ANGLES[pid[:3]])
@@ -134,12 +143,13 @@ def _reaction(rng: random.Random, pid: str, step: str, level: float, inject: str
 
 
 def make_transcript(run_id: str, persona: tuple[str, str], version: str, sample: int, *, base: float,
-                    rng: random.Random, inject: str | None = None, degenerate: bool = False) -> Transcript:  # fmt: skip
+                    rng: random.Random, inject: str | None = None, degenerate: bool = False,
+                    steps: list[str] | None = None, repeat: str | None = None) -> Transcript:  # fmt: skip
     pid, title = persona
     turns = []
-    for i, step in enumerate(STEPS, start=1):
+    for i, step in enumerate(steps or STEPS, start=1):
         level = base + (0.4 * i / len(STEPS) if version == "v2" else -0.5 * i / len(STEPS))
-        reaction = _reaction(rng, pid, step, level, inject if i == 2 else None, degenerate)
+        reaction = _reaction(rng, pid, STEPS[i - 1], level, inject if i == 2 else None, degenerate, repeat)
         usage = Usage(prompt_tokens=1800 + 300 * i, completion_tokens=260, cached_tokens=1500 if i > 1 else 0)
         turns.append(Turn(step_id=step, step_index=i, reaction=reaction, user_prompt=f"Step {i}: {step} ...",
                           raw_text=reaction.model_dump_json(), usage=usage, model="gpt-4o-mini"))  # fmt: skip
@@ -161,7 +171,8 @@ def _verdict(score: int) -> str:
     return "met" if score >= 4 else "partly met" if score == 3 else "not met"
 
 
-def make_grades(t: Transcript, *, rng: random.Random, shift: float, inject: str | None = None) -> GradeFile:
+def make_grades(t: Transcript, *, rng: random.Random, shift: float, inject: str | None = None,
+                judge_samples: int = 2) -> GradeFile:  # fmt: skip
     grades = []
     said = list(learner_statements(t).values())
     for n, (cid, lens, grader, text) in enumerate(CRITERIA):
@@ -177,23 +188,51 @@ def make_grades(t: Transcript, *, rng: random.Random, shift: float, inject: str 
         samples = [JudgeSample(sample_index=0, verdict=_verdict(int(score)), score=int(score), rationale=rationale),
                    JudgeSample(sample_index=1, verdict=_verdict(second), score=second, rationale=rationale)]  # fmt: skip
         judged = grader == "judge"
-        if judged:
+        if judge_samples == 1:
+            samples = samples[:1]
+        elif judged:
             score = (score + second) / 2
         grades.append(Grade(
             unit_id=t.unit_id, criterion_id=cid, criterion_text=text + (inject if inject and n == 1 else ""), lens=lens,
             grader=grader, verdict=_verdict(int(score)) if judged else None, score=score, threshold=3.0,
             passed=score >= 3, rationale=rationale, evidence=quotes if judged else [], samples=samples if judged else [],
-            judge_samples=2 if judged else 0, score_sd=statistics.stdev([s.score for s in samples]) if judged else None,
-            score_min=float(second) if judged else None, score_max=float(samples[0].score) if judged else None,
+            judge_samples=len(samples) if judged else 0,
+            score_sd=statistics.stdev([s.score for s in samples]) if judged and len(samples) > 1 else None,
+            score_min=float(min(s.score for s in samples)) if judged else None,
+            score_max=float(samples[0].score) if judged else None,
             usage=Usage(prompt_tokens=2400, completion_tokens=120, cached_tokens=2000), model="gpt-4o-mini",
         ))  # fmt: skip
-    return GradeFile(unit_id=t.unit_id, grades=grades, judge_samples=2)
+    return GradeFile(unit_id=t.unit_id, grades=grades, judge_samples=judge_samples)
+
+
+def synthetic_module(version: str, renames: dict[str, str] | None = None) -> LearningModule:
+    """The module the synthetic transcripts walk through: STEPS, with planned minutes; `renames` gives
+    some steps a new id in this version (the title stays, so `modules diff` pairs them by title)."""
+    renames = renames or {}
+    steps = [Step(id=renames.get(sid, sid), title=sid.replace("-", " ").capitalize(), content=f"The {sid} step.",
+                  minutes=PLANNED_MINUTES.get(sid, 10)) for sid in STEPS]  # fmt: skip
+    return LearningModule(id="lotus", title="Embedding Compassion and Fairness in NHS Investigations",
+                          version=version, steps=steps, content_hash=f"mh-{version}")  # fmt: skip
+
+
+def write_inputs(run_dir: Path, versions: tuple[str, ...], personas: int,
+                 renames: dict[str, str] | None = None) -> None:  # fmt: skip
+    """An `inputs.json` as a run writes one: the seed persona files and the synthetic modules."""
+    wanted = {pid for pid, _ in PERSONAS[:personas]}
+    found = [p for p in load_personas([REPO / "personas"]) if p.id in wanted]
+    modules = [synthetic_module(v, renames if v != versions[0] else None) for v in versions]
+    data = {"version": 2, "personas": [p.model_dump(mode="json") for p in found],
+            "modules": [m.model_dump(mode="json") for m in modules]}  # fmt: skip
+    (run_dir / "inputs.json").write_text(json.dumps(data), encoding="utf-8")
 
 
 def build_run(root: Path, run_id: str = "run-synthetic", *, versions: tuple[str, ...] = ("v1", "v2"),
               samples: int = 2, personas: int = 6, seed: int = 7, inject: str | None = None,
-              degenerate: bool = False) -> Path:  # fmt: skip
-    """Write results/<run_id>/ under `root` and return the folder."""
+              degenerate: bool = False, inputs: bool = False, renames: dict[str, str] | None = None,
+              repeat: str | None = None, judge_samples: int = 2) -> Path:  # fmt: skip
+    """Write results/<run_id>/ under `root` and return the folder. `inputs` also writes `inputs.json`
+    (the seed personas' files and the synthetic modules); `renames` renames steps in every version but
+    the first; `repeat` is a misunderstanding the first persona raises at every step."""
     rng = random.Random(seed)
     paths = RunPaths(root / run_id)
     units = []
@@ -201,10 +240,12 @@ def build_run(root: Path, run_id: str = "run-synthetic", *, versions: tuple[str,
         base = 2.6 + 0.35 * p_index
         for version in versions:
             for sample in range(samples):
+                steps = [(renames or {}).get(s, s) for s in STEPS] if version != versions[0] else None
                 t = make_transcript(run_id, persona, version, sample, base=base, rng=rng, inject=inject,
-                                    degenerate=degenerate)  # fmt: skip
+                                    degenerate=degenerate, steps=steps,
+                                    repeat=repeat if p_index == 0 else None)  # fmt: skip
                 g = make_grades(t, rng=rng, shift=(0.9 if version == "v2" else 0.0) + (p_index - 2.5) * 0.2,
-                                inject=inject)  # fmt: skip
+                                inject=inject, judge_samples=judge_samples)  # fmt: skip
                 save_transcript(t, paths.transcript(t.unit_id))
                 save_grades(paths.grades(t.unit_id), g)
                 units.append((t, g))
@@ -214,11 +255,13 @@ def build_run(root: Path, run_id: str = "run-synthetic", *, versions: tuple[str,
     write_manifest(paths.root, Manifest(
         run_id=run_id, package_version="0.1.0", model="gpt-4o-mini", seed=0,
         settings={"base_url": "https://api.openai.com/v1", "temperature": 0.0, "seed": 0, "max_tokens": 1024},
-        samples=samples, judge_samples=2, sequential=False,
+        samples=samples, judge_samples=judge_samples, sequential=False,
         personas={p: "ph-" + p[:3] for p, _ in PERSONAS[:personas]},
         modules={f"lotus@{v}": f"mh-{v}" for v in versions},
         prompt_hashes={"judge_system.md.j2": "abc123"}, started_at="2025-11-20T10:00:00+00:00",
         finished_at="2025-11-20T10:14:00+00:00", duration_s=840.0, units={t.unit_id: "finished" for t, _ in units},
         usage=usage, cost_usd=0.1734, rows=len(frame),
     ))  # fmt: skip
+    if inputs:
+        write_inputs(paths.root, versions, personas, renames)
     return paths.root

@@ -94,7 +94,10 @@ def test_sections_of_a_two_version_run(injected: tuple[Path, str]) -> None:
     text = " ".join(page.text)
     for expected in (
         "Comparison: lotus@v2 vs lotus@v1",
-        "Misunderstandings raised",
+        "What goes wrong at each step",
+        "Where the module loses whom",
+        "What to change first",
+        "Whom the module fails",
         "Grader rationales",
         "Transcripts",
         "Judge reliability",

@@ -1,5 +1,5 @@
 """What the HTML report shows, as plain data: one `Slice` per run x module version, and the
-views built from it (heatmap, engagement charts, misunderstandings, rationales).
+views built from it (heatmap, engagement charts, rationales; step by step views are in `steps.py`).
 
 Nothing here produces HTML except the SVG charts from `svg.py`; the template escapes the rest.
 """
@@ -21,6 +21,8 @@ from personasim.analysis.gaps_types import COVERAGE_FILE, Coverage, read_coverag
 from personasim.analysis.results import Manifest, RunPaths, read_manifest, read_results
 from personasim.errors import InputError
 from personasim.inputs.criteria import LENSES
+from personasim.inputs.module import LearningModule
+from personasim.inputs.persona import Persona
 from personasim.records.transcript import Transcript, load_transcript
 from personasim.report.svg import Series, delta_colors, legend, line_chart, score_colors
 
@@ -33,10 +35,29 @@ class RunData:
     transcripts: dict[str, Transcript]
     coverage: Coverage | None = None
     coverage_note: str = ""
+    personas: list[Persona] = field(default_factory=list)  # from inputs.json, when the run has one
+    modules: list[LearningModule] = field(default_factory=list)
+
+    def module(self, ref: str) -> LearningModule | None:
+        return next((m for m in self.modules if m.ref == ref), None)
+
+
+def load_inputs(run_dir: str | Path) -> tuple[list[Persona], list[LearningModule]]:
+    """The personas and modules the run was made from (its `inputs.json`); empty when it has none."""
+    paths = RunPaths(run_dir)
+    if not paths.inputs.is_file():
+        return [], []
+    from personasim.run.state import read_inputs
+
+    try:
+        return read_inputs(paths)
+    except InputError:
+        return [], []
 
 
 def load_run(run_dir: str | Path) -> RunData:
-    """Manifest, results table, every transcript file the manifest names (via results.py) and coverage."""
+    """Manifest, results table, every transcript file the manifest names (via results.py), coverage,
+    and the personas and modules of its inputs snapshot."""
     paths = RunPaths(run_dir)
     manifest = read_manifest(run_dir)
     results = read_results(run_dir)
@@ -46,7 +67,8 @@ def load_run(run_dir: str | Path) -> RunData:
         if path.is_file():
             transcripts[unit_id] = load_transcript(path)
     coverage, note = load_coverage(paths.root)
-    return RunData(paths.root, manifest, results, transcripts, coverage, note)
+    personas, modules = load_inputs(paths.root)
+    return RunData(paths.root, manifest, results, transcripts, coverage, note, personas, modules)
 
 
 def load_coverage(run_dir: str | Path) -> tuple[Coverage | None, str]:
@@ -87,6 +109,16 @@ class Slice:
 
 def _anchor(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.casefold()).strip("-") or "slice"
+
+
+def slug(text: object) -> str:
+    """An id-safe form of a persona or criterion id, for anchors."""
+    return re.sub(r"[^a-z0-9]+", "-", str(text).casefold()).strip("-") or "x"
+
+
+def grade_anchor(slice_anchor: str, persona_id: str, criterion_id: str, sample: Any) -> str:
+    """The id of one grade in the report's rationales (the ranked steps link to it)."""
+    return f"{slice_anchor}-g-{slug(persona_id)}-{slug(criterion_id)}-s{sample}"
 
 
 def slices_of(runs: list[RunData]) -> list[Slice]:
@@ -252,20 +284,6 @@ def step_chart(sl: Slice, field_name: str, y_label: str) -> dict[str, Any]:
     return {"svg": svg, "legend": legend([s.name for s in series]), "empty": not series}
 
 
-def misunderstandings(sl: Slice) -> list[dict[str, Any]]:
-    """Per persona, per step: what each sample said it was confused about."""
-    out = []
-    for pid, title in _personas(sl.frame, sl.transcripts):
-        steps: dict[tuple[int, str], list[tuple[int, str]]] = {}
-        for t in (t for t in sl.transcripts if t.persona_id == pid):
-            for turn in t.turns:
-                items = steps.setdefault((turn.step_index, turn.step_id), [])
-                items += [(t.sample, m) for m in turn.reaction.misunderstandings if m.strip()]
-        rows = [{"index": i, "step_id": s, "said": said} for (i, s), said in sorted(steps.items())]
-        out.append({"persona_id": pid, "title": title, "steps": rows, "count": sum(len(r["said"]) for r in rows)})
-    return out
-
-
 # --------------------------------------------------------------------------- grader output
 
 
@@ -279,7 +297,10 @@ def rationales(sl: Slice) -> list[dict[str, Any]]:
         rows = by_persona.get(pid, [])
         order = {cid: i for i, cid in reversed(list(enumerate(r["criterion_id"] for r in rows)))}
         rows.sort(key=lambda r: (order[r["criterion_id"]], r["sample"]))  # a criterion's samples side by side
-        grades = [_grade_view(row) for row in rows]
+        grades = [
+            _grade_view(row) | {"anchor": grade_anchor(sl.anchor, pid, row["criterion_id"], row["sample"])}
+            for row in rows
+        ]
         uncited = sum(1 for g in grades if g["uncited"])
         out.append({"persona_id": pid, "title": title, "grades": grades, "uncited": uncited})
     return out

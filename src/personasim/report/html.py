@@ -26,7 +26,9 @@ from personasim.analysis.compare_pairing import Pairing
 from personasim.analysis.health import HEALTH_TABLE_COLUMNS, assess_health, health_table
 from personasim.analysis.reliability import judge_agreement
 from personasim.analysis.results import utc_now
+from personasim.analysis.step_issues import first_stop
 from personasim.fileio import atomic_write_text
+from personasim.records.transcript import Transcript
 from personasim.report.coverage import comparison_coverage, coverage_view
 from personasim.report.data import (
     RunData,
@@ -34,11 +36,17 @@ from personasim.report.data import (
     delta_heatmap,
     heatmap,
     load_run,
-    misunderstandings,
     rationales,
     slices_of,
     step_chart,
     step_labels,
+)
+from personasim.report.steps import (
+    grid_view,
+    issues_view,
+    personas_view,
+    priorities_view,
+    step_changes_view,
 )
 from personasim.report.svg import Interval, forest_plot, score_colors
 
@@ -94,13 +102,31 @@ def _alpha_class(alpha: float | None) -> str:
     return "ok" if alpha >= 0.8 else ("warn" if alpha >= 0.667 else "no")
 
 
-def reliability_view(sl: Slice) -> list[dict[str, Any]]:
-    """Agreement of the judge's repeats per criterion id, then overall (reliability.py)."""
+def reliability_view(sl: Slice) -> dict[str, Any]:
+    """Agreement of the judge's repeats per criterion id, then overall (reliability.py); one line
+    instead of a table when every criterion had one judge sample (k = 1: nothing to compare)."""
     if sl.frame.empty:
-        return []
+        return {"rows": [], "single": ""}
     table = judge_agreement(sl.frame, sl.run.path)
     rows = table.astype(object).where(table.notna(), None).to_dict("records")
-    return [{**row, "alpha_class": _alpha_class(row["alpha"])} for row in rows]
+    ks = [int(r["judge_samples"]) for r in rows if r.get("judge_samples") is not None]
+    if rows and max(ks, default=0) <= 1:
+        return {"rows": [], "single": f"not measured: one judge sample per criterion (k = 1) for all {len(rows) - 1} "
+                                      "criteria; grade with --judge-samples 3 or more to measure agreement"}  # fmt: skip
+    return {"rows": [{**row, "alpha_class": _alpha_class(row["alpha"])} for row in rows], "single": ""}
+
+
+def outcome(t: Transcript) -> tuple[str, str]:
+    """One statement of how the conversation ended (stop and recommend together), and its pill class."""
+    index = first_stop(t)
+    stop = next((turn.step_id for turn in t.turns if turn.step_index == index), None) if index else None
+    rec = t.reflection.reflection.would_recommend if t.reflection else None
+    where = f"would stop at {index}. {stop}" if stop else "would finish"
+    if rec is None:
+        return where, "no" if stop else "ok"
+    if stop:
+        return (f"{where}, but would recommend", "warn") if rec else (f"{where} and would not recommend", "no")
+    return ("would finish and recommend", "ok") if rec else ("would finish, but would not recommend", "warn")
 
 
 # --------------------------------------------------------------------------- views
@@ -140,8 +166,10 @@ def slice_view(sl: Slice) -> dict[str, Any]:
         "engagement": step_chart(sl, "engagement", "engagement (1-5)"),
         "relevance": step_chart(sl, "relevance", "relevance (1-5)"),
         "steps": step_labels(sl.transcripts),
-        "misunderstandings": misunderstandings(sl), "rationales": rationales(sl),
-        "transcripts": sl.transcripts,
+        "rationales": rationales(sl),
+        "transcripts": sl.transcripts, "outcomes": {t.unit_id: outcome(t) for t in sl.transcripts},
+        "grid": grid_view(sl), "issues": issues_view(sl), "priorities": priorities_view(sl),
+        "personas": personas_view(sl),
         "reliability": reliability_view(sl),
         "coverage": coverage_view(sl),
     }  # fmt: skip
@@ -153,10 +181,11 @@ def comparison_view(a: Slice, b: Slice, *, seed: int, n_boot: int, pairing: Pair
         result = compare(a.frame, b.frame, label_a=a.label, label_b=b.label, seed=seed, n_boot=n_boot,
                          pairing=pairing)  # fmt: skip
     except CompareError as exc:
-        return {"a": a.label, "b": b.label, "error": str(exc), "coverage": coverage}
+        return {"a": a.label, "b": b.label, "error": str(exc), "coverage": coverage, "steps": step_changes_view(a, b)}
     worse = [c for c in result.by("criterion") if c.flag == "worse"]
     return {
         "a": a.label, "b": b.label, "error": "", "result": result, "coverage": coverage, "small_n": SMALL_N,
+        "steps": step_changes_view(a, b),
         "lenses": result.by("lens"), "personas": result.by("persona"), "worse_criteria": worse,
         "criteria": result.by("criterion"), "delta": delta_heatmap(a, b, pairing),
         "forest": forest_plot([Interval("all criteria" if c.level == "overall" else c.key, c.delta, c.ci_low,
@@ -174,7 +203,11 @@ def render_report(runs: Sequence[RunData], *, seed: int = 0, n_boot: int = 2000,
     if not runs:
         raise ValueError("render_report needs at least one run")
     parts = slices_of(list(runs))
-    comparisons = [comparison_view(parts[0], b, seed=seed, n_boot=n_boot, pairing=pairing) for b in parts[1:]]
+    comparisons = [
+        comparison_view(parts[0], b, seed=seed, n_boot=n_boot, pairing=pairing)
+        | {"suffix": "" if i == 0 else f"-{i + 1}"}
+        for i, b in enumerate(parts[1:])
+    ]
     template = _environment().get_template(TEMPLATE)
     return template.render(
         csp=CSP, generated_at=utc_now(), runs=[run_meta(r) for r in runs], slices=[slice_view(s) for s in parts],
