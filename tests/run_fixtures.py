@@ -205,22 +205,23 @@ def make_grades(t: Transcript, *, rng: random.Random, shift: float, inject: str 
     return GradeFile(unit_id=t.unit_id, grades=grades, judge_samples=judge_samples)
 
 
-def synthetic_module(version: str, renames: dict[str, str] | None = None) -> LearningModule:
+def synthetic_module(version: str, renames: dict[str, str] | None = None, inject: str | None = None) -> LearningModule:
     """The module the synthetic transcripts walk through: STEPS, with planned minutes; `renames` gives
     some steps a new id in this version (the title stays, so `modules diff` pairs them by title)."""
     renames = renames or {}
-    steps = [Step(id=renames.get(sid, sid), title=sid.replace("-", " ").capitalize(), content=f"The {sid} step.",
+    steps = [Step(id=renames.get(sid, sid), title=sid.replace("-", " ").capitalize() + (inject or ""),
+                  content=f"The {sid} step.",
                   minutes=PLANNED_MINUTES.get(sid, 10)) for sid in STEPS]  # fmt: skip
-    return LearningModule(id="lotus", title="Embedding Compassion and Fairness in NHS Investigations",
+    return LearningModule(id="lotus", title="Embedding Compassion and Fairness in NHS Investigations" + (inject or ""),
                           version=version, steps=steps, content_hash=f"mh-{version}")  # fmt: skip
 
 
 def write_inputs(run_dir: Path, versions: tuple[str, ...], personas: int,
-                 renames: dict[str, str] | None = None) -> None:  # fmt: skip
+                 renames: dict[str, str] | None = None, inject: str | None = None) -> None:  # fmt: skip
     """An `inputs.json` as a run writes one: the seed persona files and the synthetic modules."""
     wanted = {pid for pid, _ in PERSONAS[:personas]}
     found = [p for p in load_personas([REPO / "personas"]) if p.id in wanted]
-    modules = [synthetic_module(v, renames if v != versions[0] else None) for v in versions]
+    modules = [synthetic_module(v, renames if v != versions[0] else None, inject) for v in versions]
     data = {"version": 2, "personas": [p.model_dump(mode="json") for p in found],
             "modules": [m.model_dump(mode="json") for m in modules]}  # fmt: skip
     (run_dir / "inputs.json").write_text(json.dumps(data), encoding="utf-8")
@@ -263,5 +264,5 @@ def build_run(root: Path, run_id: str = "run-synthetic", *, versions: tuple[str,
         usage=usage, cost_usd=0.1734, rows=len(frame),
     ))  # fmt: skip
     if inputs:
-        write_inputs(paths.root, versions, personas, renames)
+        write_inputs(paths.root, versions, personas, renames, inject)
     return paths.root

@@ -9,12 +9,14 @@ them to a `Slice` and names the anchors that link them.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pandas as pd
 
 from personasim.analysis.priorities import (
     WEIGHTS,
+    Citation,
     GroupComparison,
     StepChange,
     StepPriority,
@@ -31,6 +33,7 @@ from personasim.inputs.module_diff import diff_modules
 from personasim.report.data import Slice, _citations, _num, _personas, grade_anchor, slug
 from personasim.report.svg import score_colors
 
+GradeHref = Callable[[Citation], str]
 TOP = 8  # ranked steps shown before "the rest"
 KIND_LABELS = {"misunderstanding": "Misunderstandings", "question": "Questions", "barrier": "Barriers"}
 
@@ -59,10 +62,11 @@ def _range(values: list[int]) -> str:
 # --------------------------------------------------------------------------- 1. the grid
 
 
-def grid_view(sl: Slice) -> dict[str, Any]:
+def grid_view(sl: Slice, prefix: str = "") -> dict[str, Any]:
     """One row per persona, one column per step: engagement and relevance (mean over samples, with
     the range when they differ), a stop mark, the first stop outlined, counts of misunderstandings
-    and barriers, each cell a link to that persona's answers at that step."""
+    and barriers, each cell a link to that persona's answers at that step (on this page, or on the
+    page `prefix` names)."""
     steps = step_ids(sl.transcripts)
     cells = step_grid(sl.transcripts)
     first_sample = {}
@@ -85,7 +89,7 @@ def grid_view(sl: Slice) -> dict[str, Any]:
                 "empty": False, "e": _chip(c.engagement_mean), "r": _chip(c.relevance_mean),
                 "e_range": _range(c.engagement), "r_range": _range(c.relevance), "stop": stop,
                 "first": c.first_stops > 0, "m": c.misunderstandings, "b": c.barriers, "n": c.n, "tip": tip,
-                "href": "#" + answer_anchor(sl, index, pid, first_sample[pid]),
+                "href": prefix + "#" + answer_anchor(sl, index, pid, first_sample[pid]),
             })  # fmt: skip
         rows.append({"persona_id": pid, "title": title, "cells": row})
     return {"id": f"grid-{sl.anchor}", "steps": [{"index": i, "id": s} for i, s in steps.items()], "rows": rows,
@@ -152,7 +156,11 @@ def priorities_of(sl: Slice) -> list[StepPriority]:
     return step_priorities(sl.transcripts, budgets, _citations_of(sl))
 
 
-def _priority(p: StepPriority, titles: dict[str, str], sl: Slice) -> dict[str, Any]:
+def _grade_link(sl: Slice) -> GradeHref:
+    return lambda c: "#" + grade_anchor(sl.anchor, c.persona_id, c.criterion_id, c.sample)
+
+
+def _priority(p: StepPriority, titles: dict[str, str], sl: Slice, grade_href: GradeHref, prefix: str) -> dict[str, Any]:
     low = sorted(
         (c for c in p.citations if c.score is not None and c.score <= 2), key=lambda c: (c.score, c.persona_id)
     )
@@ -160,18 +168,21 @@ def _priority(p: StepPriority, titles: dict[str, str], sl: Slice) -> dict[str, A
         "index": p.index, "step_id": p.step_id, "score": p.score, "reasons": p.reasons(),
         "parts": [(k, v) for k, v in p.parts.items() if v > 0],
         "affected": [{"id": x, "title": titles.get(x, x)} for x in p.affected],
-        "raisers": len(p.issue_personas), "href": "#" + step_anchor(sl, p.index),
+        "raisers": len(p.issue_personas), "href": prefix + "#" + step_anchor(sl, p.index),
         "cited": len(p.citations), "low": [{"label": f"{c.persona_id.split('-')[0]}/{c.criterion_id} s{c.sample}: {c.score:g}",
                                             "statement": c.statement_id,
-                                            "href": "#" + grade_anchor(sl.anchor, c.persona_id, c.criterion_id, c.sample)}
+                                            "href": grade_href(c)}
                                            for c in low[:6]],
         "more_low": max(0, len(low) - 6), "budget": p.budget is not None,
     }  # fmt: skip
 
 
-def priorities_view(sl: Slice) -> dict[str, Any]:
+def priorities_view(sl: Slice, grade_href: GradeHref | None = None, prefix: str = "") -> dict[str, Any]:
+    """The steps ranked; `grade_href` makes the link to a citing grade (the report's own anchors by
+    default), `prefix` the page holding the step sections (this one by default)."""
     titles = _titles(sl)
-    ranked = [_priority(p, titles, sl) for p in priorities_of(sl)]
+    link = grade_href or _grade_link(sl)
+    ranked = [_priority(p, titles, sl, link, prefix) for p in priorities_of(sl)]
     module = sl.run.module(sl.module_ref)
     return {"id": f"priorities-{sl.anchor}", "top": ranked[:TOP], "rest": ranked[TOP:], "weights": WEIGHTS,
             "budgets": module is not None and any(s.minutes for s in module.steps)}  # fmt: skip
