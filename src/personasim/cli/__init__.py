@@ -15,6 +15,7 @@ from personasim.cli import modules as modules_cli
 from personasim.cli import personas as personas_cli
 from personasim.cli import recordings as recordings_cli
 from personasim.cli import run as run_cmds
+from personasim.cli import view as view_cli
 from personasim.cli.common import run_cli
 
 app = typer.Typer(
@@ -33,6 +34,7 @@ criteria_cli.register(app)
 eval_cli.register(app)
 check_model_cli.register(app)
 gaps_cli.register(app)
+view_cli.register(app)
 
 
 def _version(value: bool) -> None:
