@@ -182,3 +182,12 @@ def test_abbreviations_have_a_legend(report: str) -> None:
     legend = block(report, 'id="abbreviations"', "</dl>")
     for term in ("<dt>dz</dt>", "<dt>p</dt>", "<dt>k</dt>", "<dt>E, R</dt>", "<dt>M, B (grid)</dt>", "<dt>A, B</dt>"):
         assert term in legend, term
+
+
+def test_the_first_screen_answers_what_to_change_first_for_each_version(report: str) -> None:
+    glance = block(report, 'id="glance"', 'id="runs"')
+    for version in ("v1", "v2"):
+        ranked = block(report, f'id="priorities-lotus-{version}"', "</li>")
+        first = re.search(r'<a href="(#lotus-[^"]+)">Step (\d+)', ranked)
+        assert f'<a href="{first.group(1)}">Step {first.group(2)} · ' in glance  # the top-ranked step, linked
+    assert glance.count("Scores lowest for") == 2 and report.index('id="glance"') < report.index('id="runs"')
