@@ -57,3 +57,34 @@ async def test_recordings_hold_no_key_and_no_auth_header(
     assert (
         SECRET not in repr(settings) and SECRET not in repr(client.__dict__) and SECRET not in repr(vars(client.inner))
     )
+
+
+def test_the_run_folder_and_its_kept_calls_hold_no_key(openai_server: FakeOpenAIServer, tmp_path: Path,
+                                                       monkeypatch) -> None:  # fmt: skip
+    from typer.testing import CliRunner
+
+    from module_files import three_seed_personas, write_module
+    from personasim.cli import app
+    from scripted_answers import scripted_answer
+
+    monkeypatch.setenv("PERSONASIM_TEST_KEY", SECRET)
+    openai_server.responder = lambda body: Reply.json(scripted_answer(body["messages"]))
+    out = tmp_path / "out"
+    args = ["run", "--personas", str(three_seed_personas(tmp_path / "personas")), "--persona", "p17",
+            "--module", str(write_module(tmp_path / "modules", "v1", 2)), "--base-url", openai_server.base_url,
+            "--model", "fake-model", "--api-key-env", "PERSONASIM_TEST_KEY", "--mode", "live", "--run-id", "r",
+            "--out", str(out)]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    headers = {k.lower(): v for k, v in openai_server.chat_requests[0].headers.items()}
+    assert headers["authorization"] == f"Bearer {SECRET}"  # the key did reach the server
+
+    calls = sorted((out / "r" / "calls").glob("*.json"))
+    assert len(calls) == len(openai_server.chat_requests)  # every live call kept, and scanned below
+    for path in (p for p in out.rglob("*") if p.is_file()):
+        data = path.read_bytes()
+        lowered = data.lower()
+        assert SECRET.encode() not in data and SECRET[8:24].encode() not in data, path
+        assert b"authorization" not in lowered and b"bearer" not in lowered, path
+        if path.parent.name == "calls":  # settings files name the variable; a kept call not even that
+            assert b"personasim_test_key" not in lowered, path

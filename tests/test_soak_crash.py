@@ -9,6 +9,12 @@ arrives (N drawn from a seeded RNG, within about the next two units' calls), so 
 a point fixed by the call sequence, never by how fast the machine is. Some kills come before the
 process finished a unit ("no progress"), some after ("progress").
 
+Every completed call is kept in the run's call store (`RUN/calls/`) and a resumed unit replays its
+own, so each kill loses only the request in flight: each killed process kept all its answered
+requests but that one, each resume asks the server for exactly the calls not yet kept (the last:
+the whole run's calls minus those kept), and the killed run's requests add up to the whole run's
+plus one per kill.
+
 The tables are compared on every column but `run_id` (the runs are named apart on purpose). The
 transcripts' timing fields (`started_at`, `duration_s`, each call's `latency_s`) and `run_id` are
 left out of the transcript comparison, since they record when and how fast, not what.
@@ -30,6 +36,7 @@ import pytest
 
 from doubles.openai_server import FakeOpenAIServer, Reply
 from module_files import three_seed_personas, write_module
+from personasim.llm.replay import recording_files
 from personasim.records.transcript import load_transcript
 from personasim.run.state import read_unit_records
 from scripted_answers import scripted_answer
@@ -63,6 +70,10 @@ def _env() -> dict[str, str]:
 
 def records(run_dir: Path) -> int:
     return len(read_unit_records(run_dir / "units.jsonl"))
+
+
+def kept(run_dir: Path) -> int:
+    return len(recording_files(run_dir / "calls")) if (run_dir / "calls").is_dir() else 0
 
 
 class Killer:
@@ -112,16 +123,16 @@ def without_timing(value: Any) -> Any:
 
 def test_sigkill_at_random_points_then_resume_equals_an_uninterrupted_run(tmp_path: Path) -> None:
     out, killer = tmp_path / "results", Killer()
-    with FakeOpenAIServer() as server:
+    with FakeOpenAIServer(models=("fake-model",)) as server:  # the model check runs in every process
         server.responder = killer
         args = suite_args(tmp_path, server)
         assert (
             run_once(["run", *args, "--run-id", "whole", "--out", str(out)], killer, None, tmp_path / "whole.log") == 0
         )
-        units = records(out / "whole")
+        units, whole_requests = records(out / "whole"), killer.seen
         calls_per_unit = max(STEPS) + 1 + JUDGE_CALLS
 
-        rng, kills, outcomes = random.Random(20251123), 0, []
+        rng, kills, outcomes, killed_requests = random.Random(20251123), 0, [], 0
         for cycle in range(MAX_CYCLES):
             # A kill before the run folder holds its inputs leaves nothing to resume (`--resume`
             # says so and exits 1): as a user would, start the run again with its command.
@@ -130,20 +141,26 @@ def test_sigkill_at_random_points_then_resume_equals_an_uninterrupted_run(tmp_pa
             cycle_args = resume if started_run else ["run", *args, "--run-id", "killed", "--out", str(out)]
             kill_at = None if kills >= MIN_KILLS else rng.randint(1, 2 * calls_per_unit)
             before, log = records(out / "killed"), tmp_path / f"cycle-{cycle}.log"
+            kept_before = kept(out / "killed")
             code = run_once(cycle_args, killer, kill_at, log)
             assert code in (0, -signal.SIGKILL), f"cycle {cycle} ({outcomes}): {log.read_text()[-3000:]}"
+            killed_requests += killer.seen
             if code == 0:
+                # The resume asked for exactly what was not kept yet, nothing twice.
+                assert killer.seen == whole_requests - kept_before, (cycle, killer.seen, kept_before)
                 outcomes.append("finished")
                 if kill_at is None:
                     break
                 continue
             kills += 1
+            assert killer.seen == kill_at and kept(out / "killed") == kept_before + kill_at - 1, cycle  # one lost
             outcomes.append("progress" if records(out / "killed") > before else "no progress")
         else:
             pytest.fail(f"the killed run did not finish in {MAX_CYCLES} cycles: {outcomes}")
 
-    print(f"{kills} kills: {outcomes}")
+    print(f"{kills} kills: {outcomes}; {killed_requests} requests against {whole_requests} uninterrupted")
     assert kills >= MIN_KILLS and outcomes.count("progress") >= 3 and "no progress" in outcomes, outcomes
+    assert killed_requests == whole_requests + kills  # each kill lost the request in flight, and only that
     killed = pd.read_parquet(out / "killed" / "results.parquet").drop(columns=["run_id"])
     whole = pd.read_parquet(out / "whole" / "results.parquet").drop(columns=["run_id"])
     assert len(whole) and whole["unit_id"].nunique() == units == 3 * 2 * SAMPLES

@@ -2,7 +2,8 @@
 
 It is a real HTTP server (stdlib `ThreadingHTTPServer` in a background thread, random free port)
 speaking enough of the OpenAI protocol for the real `openai` client: `POST /v1/chat/completions`
-and `GET /v1/models`. It never generates text: every answer is scripted with a `Reply`, and it
+and, given `models=(...)`, `GET /v1/models` (without, it answers 404 there, as a server with no
+model listing does, so runs skip their model check). It never generates text: every answer is scripted with a `Reply`, and it
 constrains nothing (it ignores `response_format`, like a server that accepts the field and does
 not enforce it), unless told to reject some response formats as llama.cpp does.
 
@@ -144,7 +145,7 @@ class FakeOpenAIServer:
 
     def __init__(
         self,
-        models: tuple[str, ...] = ("fake-model",),
+        models: tuple[str, ...] | None = None,
         reject_response_formats: set[str] | frozenset[str] = frozenset(),
         reject_status: int = 500,
     ) -> None:
@@ -275,7 +276,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         self.fake._record(self._recorded(b""))
-        if self.path.rstrip("/").endswith("/models"):
+        if self.path.rstrip("/").endswith("/models") and self.fake.models is not None:
             data = [{"id": m, "object": "model", "created": 0, "owned_by": "fake"} for m in self.fake.models]
             self._send(200, {"object": "list", "data": data})
         else:

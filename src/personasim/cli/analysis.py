@@ -216,11 +216,15 @@ def report_command(
     by_id: ByIdOpt = False,
 ) -> None:
     """One self-contained HTML report (no network needed to view it)."""
+    from personasim.fileio import check_writable
+
     runs = [resolve_run(run, results_dir)] + ([resolve_run(run_b, results_dir)] if run_b else [])
+    target = out or runs[0] / "report.html"
+    check_writable(target, folder=False)  # before the report is built, not after
     from personasim.report.html import write_report
 
     pairing = "id" if by_id else "content"
-    path = write_report(runs, out or runs[0] / "report.html", seed=seed, n_boot=n_boot, pairing=pairing)
+    path = write_report(runs, target, seed=seed, n_boot=n_boot, pairing=pairing)
     console.print(Text(f"wrote {path.resolve().as_uri()}"), soft_wrap=True)
 
 

@@ -1,4 +1,5 @@
-"""Shared CLI plumbing: errors become `file:line: message` on stderr and exit code 1."""
+"""Shared CLI plumbing: errors become `file:line: message` on stderr and exit code 1 (an OSError that
+escaped as such, `PATH: reason`), never a traceback."""
 
 from __future__ import annotations
 
@@ -25,7 +26,8 @@ def fail(message: str, code: int = 1) -> None:
 
 
 def guarded(fn: F) -> F:
-    """Decorate a command so a PersonasimError prints as one line on stderr and exits 1, no traceback."""
+    """Decorate a command so a PersonasimError (or an OSError: a file that could not be written or
+    read) prints as one line on stderr and exits 1, no traceback."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -33,8 +35,17 @@ def guarded(fn: F) -> F:
             return fn(*args, **kwargs)
         except PersonasimError as exc:
             fail(str(exc))
+        except OSError as exc:
+            fail(os_error_line(exc))
 
     return wrapper  # type: ignore[return-value]
+
+
+def os_error_line(exc: OSError) -> str:
+    """`PATH: reason` (both paths of a rename), or the reason alone."""
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    paths = [str(p) for p in (exc.filename, exc.filename2) if p is not None]
+    return f"{' -> '.join(paths)}: {reason}" if paths else reason
 
 
 def echo(text: str, *, err: bool = False, **style: Any) -> None:

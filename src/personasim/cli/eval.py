@@ -1,6 +1,7 @@
 """`personasim eval SUITE`: run a suite (replay by default) through the same path as `run`, check its
 thresholds and `require:` verdicts, exit 1 naming each miss. A suite that cannot run (bad input)
-fails too, and its JUnit case carries the error."""
+fails too, and its JUnit case carries the error. `--out` and `--junit` are checked for writability
+before the first suite runs."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import typer
 
 from personasim.cli.common import default, echo, err_console, guarded, plural
 from personasim.cli.llm_options import LLMFlags, llm_options
-from personasim.cli.output import Bar, announce, print_scorecard, progress_bar
+from personasim.cli.output import announce, print_scorecard
 from personasim.errors import PersonasimError
 
 if TYPE_CHECKING:
@@ -35,8 +36,12 @@ def eval_cmd(
 ) -> None:  # fmt: skip
     """Run each suite and check its thresholds and requirements (CI gate). Replays recordings unless
     --mode says otherwise."""
+    from personasim.fileio import check_writable
     from personasim.run.suite_checks import Check
 
+    check_writable(out)
+    if junit is not None:
+        check_writable(junit, folder=False)
     results: list[tuple[str, list[Check]]] = []
     for path in suites:
         try:
@@ -54,8 +59,7 @@ def eval_cmd(
 
 def _evaluate(path: Path, llm: LLMFlags, out: Path, run: dict[str, Any]) -> tuple[str, list[Check]]:
     """Run one suite and report its verdict: (suite name, its checks)."""
-    import asyncio
-
+    from personasim.cli.run import with_bar
     from personasim.run.config import Given, resolve_run
     from personasim.run.runner import new_run_id
     from personasim.run.session import execute, load_inputs, open_run
@@ -66,15 +70,7 @@ def _evaluate(path: Path, llm: LLMFlags, out: Path, run: dict[str, Any]) -> tupl
     config = resolve_run(given, run_id=f"eval-{suite.name}-{new_run_id()}", out_dir=out)
     with open_run(config, *load_inputs(suite, None, None), suite=suite) as opened:
         announce(opened)
-
-        async def main():  # type: ignore[no-untyped-def]
-            with progress_bar() as progress:
-                bar = Bar(progress)
-                outcome = await execute(opened, bar)
-                bar.finished()
-                return outcome
-
-        outcome = asyncio.run(main())
+        outcome = with_bar(lambda bar: execute(opened, bar), config.run_id, out)
     checks = suite_checks(suite, outcome)
     _report(suite.name, checks, outcome)
     return suite.name, checks

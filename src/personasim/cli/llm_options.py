@@ -7,7 +7,8 @@
         config = resolve_run(Given(learner=llm.learner, judge=llm.judge, config_file=llm.config, ...), ...)
 
 The learner's flags are `--model`, `--base-url`, ...; the judge's the same names after `--judge-`.
-A flag left out is None, so the config file, the suite or the resumed run decides.
+A flag left out is None, so the config file, the suite or the resumed run decides. `--no-model-check`
+turns off, for the whole command, the check that the endpoint lists each model before its first call.
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ class LLMFlags:
     config: Path | None = None
     learner: dict[str, Any] = field(default_factory=dict)
     judge: dict[str, Any] = field(default_factory=dict)
+    model_check: bool = True
 
 
 def _option(name: str, kind: Any, help_text: str, default_text: str, prefix: str = "") -> inspect.Parameter:
@@ -80,9 +82,23 @@ def _parameters() -> list[inspect.Parameter]:
             ),
         ],
     )
+    no_check = inspect.Parameter(
+        "no_model_check",
+        inspect.Parameter.KEYWORD_ONLY,
+        default=False,
+        annotation=Annotated[
+            bool,
+            typer.Option(
+                "--no-model-check",
+                help="Skip asking the endpoint which models it lists (GET /models) before a model's first call "
+                "(for servers that accept names they do not list)" + default("check, where the endpoint lists models"),
+                show_default=False,
+            ),
+        ],
+    )
     learner = [_option(n, k, h, d) for n, (k, h, d) in {**ROLE_OPTIONS, **RUN_OPTIONS}.items()]
     judge = [_option(n, k, h, d, prefix="judge_") for n, (k, h, d) in ROLE_OPTIONS.items()]
-    return [config, *learner, *judge]
+    return [config, *learner, *judge, no_check]
 
 
 def llm_options(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -93,15 +109,20 @@ def llm_options(command: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from personasim.llm.clients import model_checks  # the LLM layer loads only when a command runs
+
         given = {name: kwargs.pop(name, None) for name in names}
         if given["mode"] is not None and given["mode"] not in MODES:
             raise typer.BadParameter(f"--mode is one of {', '.join(MODES)}, not {given['mode']!r}")
+        check = not given.pop("no_model_check")
         flags = LLMFlags(
             config=given.pop("config"),
             learner={k: v for k, v in given.items() if not k.startswith("judge_") and v is not None},
             judge={k.removeprefix("judge_"): v for k, v in given.items() if k.startswith("judge_") and v is not None},
+            model_check=check,
         )
-        return command(*args, llm=flags, **kwargs)
+        with model_checks(check):
+            return command(*args, llm=flags, **kwargs)
 
     wrapper.__signature__ = inspect.Signature([*own, *added])  # type: ignore[attr-defined]
     return wrapper

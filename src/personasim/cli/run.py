@@ -1,8 +1,11 @@
 """`personasim run` and `personasim grade RUN` (thin: the resolver is run/config.py, the path from
-there to results run/session.py)."""
+there to results run/session.py), and `with_bar`, which runs a run's coroutine under a progress bar
+and turns SIGINT and SIGTERM into a clean stop with the resume command."""
 
 from __future__ import annotations
 
+import os
+import signal
 from pathlib import Path
 from typing import Any, Optional
 
@@ -53,6 +56,7 @@ def run_cmd(
 
     With --suite, the suite names everything (flags override it). With --resume RUN, the run's own
     personas, modules and settings are used unless given again."""
+    from personasim.fileio import check_writable
     from personasim.run.config import Given, resolve_run
     from personasim.run.runner import new_run_id
     from personasim.run.session import execute, load_inputs, note_recordings, open_run
@@ -60,6 +64,7 @@ def run_cmd(
     from personasim.run.suite import load_suite
 
     _check_run_options(suite, module, personas, only, history, run_id, resume, strict)
+    check_writable(out)
     the_id = resume or run_id or new_run_id()
     loaded_suite = load_suite(suite) if suite is not None else None
     given = Given(
@@ -76,7 +81,7 @@ def run_cmd(
     _warn_personas(personas or (loaded_suite.persona_paths() if loaded_suite else []), inputs[0], strict)
     with open_run(config, *inputs, suite=loaded_suite) as opened:
         announce(opened)
-        outcome = _with_bar(lambda bar: execute(opened, bar), config.run_id, out)
+        outcome = with_bar(lambda bar: execute(opened, bar), config.run_id, out)
         path = note_recordings(opened, outcome)
         if path is not None:
             say(f"recordings noted in {path}")
@@ -113,12 +118,46 @@ def _warn_personas(paths: list[Path], loaded: list[Any], strict: bool) -> None:
                                      "`personasim personas validate`) or run without --strict")  # fmt: skip
 
 
-def _with_bar(work, run_id: str, out: Path):  # type: ignore[no-untyped-def]
-    """Run `work(bar)` (a coroutine) under a progress bar; Ctrl-C says how to resume."""
+class Interrupts:
+    """SIGINT (Ctrl-C) and SIGTERM while a run is under way. The first cancels the run: the writes
+    under way finish (transcripts, grades, unit records, kept calls), every completed call stays in
+    the run's call store, and the command exits 128 + the signal's number with the resume command.
+    A second exits at once (`os._exit`), after saying so."""
+
+    def __init__(self, resume_hint: str) -> None:
+        self.resume_hint = resume_hint
+        self.signum: int | None = None
+        self.task: Any = None
+
+    def install(self, loop: Any, task: Any) -> None:
+        self.task = task
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            try:
+                loop.add_signal_handler(signum, self.received, signum)
+            except (NotImplementedError, RuntimeError, ValueError):  # not the main thread, or no signals here
+                return
+
+    def received(self, signum: int) -> None:
+        if self.signum is not None:
+            say(f"interrupted again: quitting at once (the calls that completed are kept): {self.resume_hint}")
+            os._exit(128 + signum)
+            return
+        self.signum = signum
+        say("interrupted: finishing the writes under way (interrupt again to quit at once)")
+        if self.task is not None:
+            self.task.cancel()
+
+
+def with_bar(work, run_id: str, out: Path):  # type: ignore[no-untyped-def]
+    """Run `work(bar)` (a coroutine) under a progress bar; SIGINT or SIGTERM stops it cleanly (see
+    `Interrupts`) and says how to resume."""
 
     import asyncio
 
+    interrupts = Interrupts(f"personasim run --resume {run_id} --out {out}")
+
     async def main():  # type: ignore[no-untyped-def]
+        interrupts.install(asyncio.get_running_loop(), asyncio.current_task())
         with progress_bar() as progress:
             bar = Bar(progress)
             outcome = await work(bar)
@@ -127,9 +166,11 @@ def _with_bar(work, run_id: str, out: Path):  # type: ignore[no-untyped-def]
 
     try:
         return asyncio.run(main())
-    except KeyboardInterrupt:
-        say(f"interrupted; finished units are saved: personasim run --resume {run_id} --out {out}")
-        raise typer.Exit(130) from None
+    except (KeyboardInterrupt, asyncio.CancelledError) as exc:
+        if isinstance(exc, asyncio.CancelledError) and interrupts.signum is None:
+            raise
+        say(f"interrupted; finished units and completed calls are saved: {interrupts.resume_hint}")
+        raise typer.Exit(128 + (interrupts.signum or signal.SIGINT)) from None
 
 
 @guarded
@@ -149,11 +190,13 @@ def grade_cmd(
 
     In place by default; --into NEW_RUN keeps RUN and writes the new grades to a copy.
     Both roles default to the run's own; --judge-* flags (or a config file's `judge:` block) set another judge."""
+    from personasim.fileio import check_writable
     from personasim.run.config import Given, resolve_run
     from personasim.run.session import execute_regrade, open_run
     from personasim.run.state import fork_run, read_run_config
 
     run_dir = Path(run_ref) if Path(run_ref).is_dir() else out / run_ref
+    check_writable(run_dir.parent if into else run_dir)
     if into:
         run_dir = fork_run(run_dir, into)
     given = Given(
@@ -166,5 +209,5 @@ def grade_cmd(
     config = resolve_run(given, run_id=run_dir.name, out_dir=run_dir.parent)
     with open_run(config, [], []) as opened:
         announce(opened)
-        outcome = _with_bar(lambda bar: execute_regrade(opened, bar), config.run_id, run_dir.parent)
+        outcome = with_bar(lambda bar: execute_regrade(opened, bar), config.run_id, run_dir.parent)
     finish(outcome, outcome.manifest.run_id, run_dir.parent)

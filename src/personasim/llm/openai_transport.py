@@ -1,14 +1,17 @@
 """The transport to any OpenAI-compatible chat-completions server, through one shared
 `openai.AsyncOpenAI` (SDK retries off: `CallWrapper` retries). It sends a body and sorts failures:
-`TransientFailure` for 429 / 408 / 409 / 5xx / timeouts / dropped connections / garbled bodies,
-`QuotaExceeded` and `RequestRejected` (with what to do) for the rest. The API key is handed to the
-SDK and kept nowhere else. This is the only module that imports `openai`."""
+`TransientFailure` for 429 / 408 / 409 / 5xx / timeouts / dropped connections / garbled bodies
+(marked `unreachable` for a refused connection or a failed DNS lookup), `QuotaExceeded` and
+`RequestRejected` (with what to do) for the rest. `list_models` reads `GET /models` for the model
+check. The API key is handed to the SDK and kept nowhere else. This is the only module that imports
+`openai`."""
 
 from __future__ import annotations
 
 import email.utils
 import json
 import re
+import socket
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,6 +23,7 @@ from personasim.llm.types import LLMError, QuotaExceeded, RequestRejected
 
 KEYLESS_PLACEHOLDER = "sk-no-key-required"
 _RETRYABLE_STATUS = frozenset({408, 409, 429})
+_NO_SERVER = (ConnectionRefusedError, socket.gaierror)  # nothing listens there; the name does not resolve
 _SECRETISH = re.compile(r"(Bearer\s+)\S+|\bsk-[A-Za-z0-9_\-*.]{6,}", re.IGNORECASE)
 
 
@@ -96,7 +100,7 @@ class OpenAITransport:
                 options={"timeout": timeout_s, "security": {"bearer_auth": True}},
             )
         except openai.APIConnectionError as exc:  # APITimeoutError included: see _transport_failure
-            raise TransientFailure(_transport_failure(exc, timeout_s)) from exc
+            raise TransientFailure(_transport_failure(exc, timeout_s), unreachable=unreachable(exc)) from exc
         except openai.APIStatusError as exc:
             raise self._classify(exc, body) from exc
         except (json.JSONDecodeError, openai.APIResponseValidationError) as exc:
@@ -104,6 +108,21 @@ class OpenAITransport:
         if not isinstance(answer, dict):
             raise TransientFailure(f"malformed response body: {type(answer).__name__}, not a JSON object")
         return answer
+
+    async def list_models(self, timeout_s: float) -> list[str] | None:
+        """The model ids `GET /models` lists; None when the endpoint has no such listing (an error
+        status, a body that is not a model list, an empty list, a timeout). A refused connection or a
+        failed DNS lookup raises, as `send` does."""
+        try:
+            page = await self._sdk.models.list(timeout=timeout_s)
+        except openai.APIConnectionError as exc:
+            if unreachable(exc):
+                raise TransientFailure(_transport_failure(exc, timeout_s), unreachable=True) from exc
+            return None
+        except (openai.APIError, ValueError, TypeError, KeyError, AttributeError):
+            return None
+        ids = [model.id for model in getattr(page, "data", None) or [] if isinstance(getattr(model, "id", None), str)]
+        return ids or None
 
     def _classify(self, exc: openai.APIStatusError, body: dict[str, Any]) -> Exception:
         status, code, message = exc.status_code, _error_code(exc), _server_message(exc)
@@ -153,6 +172,20 @@ def _server_message(exc: openai.APIStatusError) -> str:
     body = exc.body if isinstance(exc.body, dict) else {}
     message = body.get("message") if isinstance(body.get("message"), str) else exc.message
     return redact(str(message))[:300]
+
+
+def unreachable(exc: BaseException) -> bool:
+    """A refused connection or a failed DNS lookup anywhere in the cause chain: no server answered
+    at that address (the aiohttp transport reports both as a connect timeout, so the SDK's class
+    alone would not tell)."""
+    seen: set[int] = set()
+    node: BaseException | None = exc
+    while node is not None and id(node) not in seen:
+        seen.add(id(node))
+        if isinstance(node, _NO_SERVER) or type(node).__name__ == "ClientConnectorDNSError":  # aiohttp's DNS error
+            return True
+        node = node.__cause__ or node.__context__
+    return False
 
 
 def _transport_failure(exc: openai.APIConnectionError, timeout_s: float) -> str:

@@ -77,6 +77,18 @@ class RoleClients:
             await client.aclose()
 
 
-def build_role_clients(roles: ModelRoles) -> RoleClients:
-    learner = build_client(roles.learner)
-    return RoleClients(learner, learner if roles.shared_client else build_client(roles.judge))
+def build_role_clients(
+    roles: ModelRoles, *, calls_dir: Path | None = None, replay_calls: bool = True, check_models: bool = False
+) -> RoleClients:
+    """Each role's client (see `build_client`: `calls_dir`, the run's call store, both roles in one
+    folder, the keys telling them apart; `check_models`, the model check)."""
+
+    def client(settings: LLMSettings, flag_prefix: str) -> ChatClient:
+        return build_client(settings, calls_dir=calls_dir, replay_calls=replay_calls, check_models=check_models,
+                            flag_prefix=flag_prefix)  # fmt: skip
+
+    learner = client(roles.learner, "--")
+    if roles.shared_client:
+        return RoleClients(learner, learner)
+    judge = client(roles.judge, "--judge-")
+    return RoleClients(learner, judge)

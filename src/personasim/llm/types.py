@@ -37,6 +37,28 @@ class RetriesExhausted(LLMError):
         super().__init__(message)
 
 
+class EndpointError(LLMError):
+    """The endpoint as configured can serve no call of this run (nothing to retry, no unit gets past
+    it): the runner stops the whole run instead of failing units one by one."""
+
+
+class Unreachable(EndpointError):
+    """Connection refused or DNS failure before the endpoint ever answered: no retries."""
+
+    def __init__(self, message: str, attempts: int = 1) -> None:
+        self.attempts = attempts
+        super().__init__(message)
+
+
+class ModelNotListed(EndpointError):
+    """The endpoint lists its models (`GET /models`) and the requested one is not among them."""
+
+    def __init__(self, message: str, model: str, listed: list[str]) -> None:
+        self.model = model
+        self.listed = listed
+        super().__init__(message)
+
+
 class RefusalError(LLMError):
     """The model refused to answer (`message.refusal` was set)."""
 

@@ -9,6 +9,10 @@ Nothing finished is lost on Ctrl-C or a crash: a unit's transcript and grades ar
 its record is appended to `units.jsonl`. `resume` skips units finished with the same config
 hash and redoes failed, changed and missing ones. The results table is always rebuilt from the
 per-unit grade files, in plan order, so a resumed run equals an uninterrupted one.
+
+An endpoint that can serve no call (refused, not found, not serving the model: `EndpointError`)
+or an output that cannot be written (`CannotWrite`) stops the whole run rather than failing its
+units one by one; a new run stopped before anything of it was kept leaves no folder behind.
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ from personasim.analysis.results import (
     write_results,
 )
 from personasim.errors import InputError
+from personasim.fileio import CannotWrite
 from personasim.grading.grade import gather_cancelling, grade_transcript
 from personasim.inputs.criteria import Criterion
 from personasim.inputs.module import LearningModule
@@ -47,7 +52,7 @@ from personasim.inputs.persona import Persona
 from personasim.llm.costs import PriceTable
 from personasim.llm.roles import ModelRoles, RoleClients
 from personasim.llm.settings import generation_summary
-from personasim.llm.types import LLMError
+from personasim.llm.types import EndpointError, LLMError
 from personasim.prompts import Prompts
 from personasim.records.identity import module_fingerprint, persona_fingerprint
 from personasim.records.transcript import Transcript, load_transcript, save_transcript
@@ -63,6 +68,7 @@ from personasim.run.state import (
     update_run_config,
     write_inputs,
 )
+from personasim.run.stopping import RunStop, remove_if_untouched
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -109,6 +115,10 @@ class _Context:
     records_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     # What this process saved, per unit: finalize takes these instead of reading the files back.
     saved: dict[str, tuple[Transcript, GradeFile]] = field(default_factory=dict)
+    stop: RunStop = field(default_factory=RunStop)
+
+    def __post_init__(self) -> None:
+        self.clients = self.stop.watch(self.clients)  # conversations end on any LLM error: note these
 
 
 async def _off_loop(write: Callable[..., None], *args: object) -> None:
@@ -129,6 +139,7 @@ async def _append_record(ctx: _Context, record: UnitRecord) -> None:
 
 
 async def _do_unit(ctx: _Context, unit: Unit) -> UnitRecord:
+    ctx.stop.check()
     try:
         transcript = await simulate_unit(
             ctx.clients.learner,
@@ -140,10 +151,13 @@ async def _do_unit(ctx: _Context, unit: Unit) -> UnitRecord:
             run_id=ctx.config.run_id,
             history=ctx.config.history,
         )
+        ctx.stop.check()
         await _off_loop(save_transcript, transcript, ctx.paths.transcript(unit.unit_id))
         if transcript.status == "finished":
             await _grade_unit(ctx, transcript, unit.persona, unit.module, unit.criteria)
         status, error = transcript.status, transcript.error
+    except (EndpointError, CannotWrite):
+        raise
     except LLMError as exc:
         status, error = "failed", f"{type(exc).__name__}: {exc}"
     except Exception as exc:  # a bug in one unit must not take the finished ones down with it
@@ -173,6 +187,7 @@ async def _grade_unit(
         prompts=ctx.prompts,
         concurrent=not ctx.config.sequential,
     )
+    ctx.stop.check()
     grade_file = GradeFile(
         unit_id=transcript.unit_id,
         prompt_hashes=ctx.prompts.template_hashes(),
@@ -233,10 +248,16 @@ async def run(
     todo = [u for u in units if not _finished(paths, done.get(u.unit_id), u)]
     ctx = _Context(clients, roles, prompts, config, paths, progress or RunProgress())
     ctx.progress.planned(len(todo), len(units) - len(todo))
+    created = not paths.root.exists()
     paths.root.mkdir(parents=True, exist_ok=True)
     write_inputs(paths, personas, modules, config, roles)
     started, clock = utc_now(), time.perf_counter()
-    records = await _run_all(ctx, todo, _do_unit)
+    try:
+        records = await _run_all(ctx, todo, _do_unit)
+    except EndpointError:
+        if created:
+            remove_if_untouched(paths.root, keep=paths.inputs)
+        raise
     outcome = finalize(
         paths, units, roles, prompts, config, prices, started, time.perf_counter() - clock, saved=ctx.saved
     )
@@ -364,6 +385,8 @@ async def _regrade_unit(ctx: _Context, unit: Unit) -> UnitRecord:
         transcript = load_transcript(ctx.paths.transcript(unit.unit_id))
         await _grade_unit(ctx, transcript, unit.persona, unit.module, unit.criteria)
         status, error = "finished", None
+    except (EndpointError, CannotWrite):
+        raise
     except LLMError as exc:
         status, error = "failed", f"{type(exc).__name__}: {exc}"
     return await _record(ctx, unit, status, error)

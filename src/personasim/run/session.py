@@ -1,6 +1,8 @@
 """One path from a resolved RunConfig to results, shared by `run`, `grade`, `eval` and `--resume`:
-load the inputs, start the backend, build both roles' clients, run (or re-grade), note the
-recordings used, and stop everything again, also on errors.
+load the inputs, check that the outputs can be written, start the backend, build both roles' clients
+(each over the run's call store, `RUN/calls/`: every completed live call is kept there, and a resumed
+unit replays its own), run (or re-grade), note the recordings used, and stop everything again, also
+on errors.
 
     config = resolve_run(Given(...), run_id=..., out_dir=...)
     with open_run(config, personas=..., modules=...) as opened:
@@ -16,13 +18,15 @@ from pathlib import Path
 from typing import Any
 
 from personasim.analysis.results import RunPaths
-from personasim.fileio import atomic_write_text
+from personasim.fileio import atomic_write_text, check_writable
 from personasim.inputs.criteria import derive_criteria
 from personasim.inputs.module import LearningModule
 from personasim.inputs.module_loader import load_modules
 from personasim.inputs.persona import Persona
 from personasim.inputs.persona_parser import load_personas, select_persona
 from personasim.llm.backend import open_backend
+from personasim.llm.call_store import CALLS_DIR
+from personasim.llm.clients import check_model_now, model_checks_enabled
 from personasim.llm.costs import PriceTable
 from personasim.llm.roles import ModelRoles, RoleClients, build_role_clients
 from personasim.llm.types import ChatClient
@@ -86,9 +90,14 @@ def open_run(
     modules: list[LearningModule],
     suite: Suite | None = None,
 ) -> Iterator[OpenedRun]:
-    """Start the run's backend (a local llama.cpp server, if asked) for as long as the block runs."""
+    """Start the run's backend (a local llama.cpp server, if asked) for as long as the block runs,
+    once the run folder (and the recordings folder, when recording) is known to be writable."""
     prompts = Prompts(config.prompts_dir)
-    with open_backend(config.backend, config.learner_settings(), n_ctx=config.n_ctx) as backend:
+    settings = config.learner_settings()
+    check_writable(config.run_dir)
+    if settings.mode in ("record", "auto") and settings.recordings_dir is not None:
+        check_writable(settings.recordings_dir)
+    with open_backend(config.backend, settings, n_ctx=config.n_ctx) as backend:
         sequential = backend.sequential if config.sequential is None else config.sequential
         yield OpenedRun(
             config=config.model_copy(update={"sequential": sequential}),
@@ -149,8 +158,9 @@ async def execute(opened: OpenedRun, progress: RunProgress | None = None) -> Run
     """Simulate and grade: the whole run, with both roles' clients opened and closed here."""
     if opened.suite is not None:
         check_recordings_current(opened.roles, opened.config.history, opened.prompts, opened.suite.path)
-    clients = build_role_clients(opened.roles)
+    clients = _role_clients(opened)
     try:
+        await _check_models(clients, opened, ("learner", "judge"))
         return await run(
             _counted(clients, opened, progress, simulate=True),
             opened.personas,
@@ -166,9 +176,11 @@ async def execute(opened: OpenedRun, progress: RunProgress | None = None) -> Run
 
 
 async def execute_regrade(opened: OpenedRun, progress: RunProgress | None = None) -> RunOutcome:
-    """Grade the run's saved transcripts again with the judge role of `opened`."""
-    clients = build_role_clients(opened.roles)
+    """Grade the run's saved transcripts again with the judge role of `opened` (its calls are kept
+    in the run's call store too, but not replayed: a re-grade asks the judge again)."""
+    clients = _role_clients(opened, replay_calls=False)
     try:
+        await _check_models(clients, opened, ("judge",))
         return await regrade(
             opened.config.run_dir,
             _counted(clients, opened, progress, simulate=False),
@@ -180,6 +192,24 @@ async def execute_regrade(opened: OpenedRun, progress: RunProgress | None = None
         )
     finally:
         await _close(clients, opened.config.run_dir)
+
+
+def _role_clients(opened: OpenedRun, replay_calls: bool = True) -> RoleClients:
+    calls_dir = opened.config.run_dir / CALLS_DIR
+    return build_role_clients(
+        opened.roles, calls_dir=calls_dir, replay_calls=replay_calls, check_models=model_checks_enabled()
+    )
+
+
+async def _check_models(clients: RoleClients, opened: OpenedRun, roles: tuple[str, ...]) -> None:
+    """In the modes that call the model for every request (live, record), check that the endpoint
+    serves each role's model before anything is written (auto may need no call at all: its first
+    live call checks)."""
+    if opened.roles.learner.mode not in ("live", "record"):
+        return
+    for role in roles:
+        settings, flag = getattr(opened.roles, role), "--model" if role == "learner" else "--judge-model"
+        await check_model_now(getattr(clients, role), settings.model, settings.timeout_s, flag)
 
 
 async def _close(clients: RoleClients, run_dir: Path) -> None:

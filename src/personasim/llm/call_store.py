@@ -1,0 +1,138 @@
+"""The run's own call store: every call that completes live is kept in the run folder (`calls/`, one
+JSON file per request key, in the recordings' format: `personasim recordings list RUN/calls` reads
+it), whatever the mode, so a resumed unit replays what it already asked and goes on live from the
+first call it lacks. Nothing is kept of a call that failed.
+
+    client = CallStore(CallWrapper(...), run_dir / "calls")   # under any suite recordings client
+
+Keys are the recordings' content keys (`llm/replay.py`): a unit whose persona, module, templates or
+generation settings changed asks other requests, so it starts over. A kept answer that could not be
+used (a refusal, one cut off at max_tokens, one that does not validate) is kept for reading but not
+replayed: it is asked again, so that resuming a unit that failed on it can get past it.
+
+A kept call is replayed as what it was, this run's own live call (`from_recording` false, its
+latency as measured), so a resumed run's transcripts equal an uninterrupted run's. Files are
+written whole (a temporary file renamed into place, off the event loop; a cancelled caller waits
+for the write to end) but not fsynced: they outlive a killed process, and a file left unreadable by
+a power cut is called again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from personasim.errors import InputError
+from personasim.fileio import atomic_write_bytes
+from personasim.llm.replay import (
+    RecordedResponse,
+    Recording,
+    fast_request_key,
+    load_recording,
+    recording_path,
+    request_fields,
+)
+from personasim.llm.structured import try_parse
+from personasim.llm.types import ChatClient, ChatOptions, Completion
+
+logger = logging.getLogger(__name__)
+CALLS_DIR = "calls"  # under the run folder
+
+
+class CallStore:
+    """A ChatClient that keeps every completed call of `inner` in `directory` and answers from there
+    what it already holds (`replay=False`: keep only). `kept` and `replayed` count this process's."""
+
+    def __init__(self, inner: ChatClient, directory: str | Path, *, replay: bool = True) -> None:
+        self.inner = inner
+        self.directory = Path(directory)
+        # A new run has no folder yet: nothing to look up until it has one.
+        self.replay = replay and self.directory.is_dir()
+        self.kept = 0
+        self.replayed = 0
+
+    async def complete(
+        self,
+        messages: list[dict[str, Any]],
+        options: ChatOptions,
+        response_model: type[BaseModel] | None = None,
+    ) -> Completion:
+        key = fast_request_key(messages, options, response_model)
+        if self.replay:
+            stored = _usable(recording_path(self.directory, key), response_model)
+            if stored is not None:
+                self.replayed += 1
+                return stored
+        completion = await self.inner.complete(messages, options, response_model)
+        recording = Recording(key=key, request=request_fields(messages, options, response_model),
+                              response=_response_of(completion))  # fmt: skip
+        await _written(recording_path(self.directory, key), _file_text(recording))
+        self.kept += 1
+        return completion
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+def _file_text(recording: Recording) -> bytes:
+    """Byte for byte what `replay.save_recording` writes."""
+    text = json.dumps(recording.model_dump(mode="json"), indent=2, ensure_ascii=False, sort_keys=True)
+    return (text + "\n").encode("utf-8")
+
+
+async def _written(path: Path, data: bytes) -> None:
+    """Write in a thread; a cancelled caller (Ctrl-C, a failing sibling unit) still waits for the
+    write to end, so every call that completed is kept whole."""
+    done = asyncio.ensure_future(asyncio.to_thread(atomic_write_bytes, path, data, fsync=False))
+    try:
+        await asyncio.shield(done)
+    except asyncio.CancelledError:
+        await asyncio.wait([done])
+        raise
+
+
+def _usable(path: Path, response_model: type[BaseModel] | None) -> Completion | None:
+    """The kept answer at `path` as a Completion, or None when there is none, it is unreadable, or
+    it could not be used (refused, cut off, invalid for `response_model`)."""
+    if not path.is_file():
+        return None
+    try:
+        recording = load_recording(path)
+    except InputError:
+        logger.warning("%s: unreadable kept call; calling again", path)
+        return None
+    r = recording.response
+    parsed = try_parse(r.text, response_model)
+    if r.refusal or r.finish_reason == "length" or (response_model is not None and parsed is None):
+        return None
+    return Completion(
+        text=r.text,
+        parsed=parsed,
+        usage=r.usage,
+        finish_reason=r.finish_reason,
+        model=r.model,
+        system_fingerprint=r.system_fingerprint,
+        latency_s=r.latency_s,
+        from_recording=False,
+        attempts=1,
+        refusal=r.refusal,
+    )
+
+
+def _response_of(completion: Completion) -> RecordedResponse:
+    return RecordedResponse(
+        text=completion.text,
+        refusal=completion.refusal,
+        usage=completion.usage,
+        finish_reason=completion.finish_reason,
+        model=completion.model,
+        system_fingerprint=completion.system_fingerprint,
+        latency_s=round(completion.latency_s, 3),
+        created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+    )
