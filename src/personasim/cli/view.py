@@ -1,4 +1,5 @@
-"""`personasim view`: the local read-only web app over runs (report/viewer.py); the web stack loads only here."""
+"""`personasim view`, the local read-only web app over runs (report/viewer.py; the web stack loads only
+here), and `personasim query`, SQL over the same runs (report/query.py)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ DEFAULT_PORT = 8765
 
 def register(app: typer.Typer) -> None:
     app.command("view")(view)
+    app.command("query")(query)
 
 
 @guarded
@@ -31,3 +33,23 @@ def view(
         typer.echo(f"personasim view: {url}  (read-only, 127.0.0.1 only; Ctrl+C stops it)")
 
     serve(list(folders or [Path("results")]), port, open_browser=open_browser, say=say)
+
+
+@guarded
+def query(
+    sql: str = typer.Argument(..., help='SQL over the tables results and runs, e.g. "SELECT lens, AVG(score) FROM results GROUP BY lens"'),
+    folders: Optional[list[Path]] = typer.Argument(None, help="Run folders, or folders of runs [default: results/]"),
+    as_csv: bool = typer.Option(False, "--csv", help="Print CSV [default: an aligned table]"),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON records"),
+) -> None:  # fmt: skip
+    """SQL over many runs at once (SQLite in memory, read-only): `results` holds every results row with a
+    `run` column, `runs` one row per run (models, dates, cost, health, check-model)."""
+    from personasim.report.query import database, run_query
+
+    frame = run_query(database(list(folders or [Path("results")])), sql)
+    if as_json:
+        typer.echo(frame.to_json(orient="records", indent=2))
+    elif as_csv:
+        typer.echo(frame.to_csv(index=False), nl=False)
+    else:
+        typer.echo(frame.to_string(index=False) if len(frame.columns) else "(no columns)")
