@@ -1,6 +1,7 @@
 """`personasim view` under load: 100 runs (99 of 1,000 result rows, one of 100,000), served by the real
 command on 127.0.0.1, timed from a client on the same machine: the run list, a 100,000-row run page
-(first and later loads, filtered, sorted, a deep page) and the steps tab of a run with 120 transcripts.
+(first and later loads, filtered, sorted, a deep page) and the steps tab of a run with 120 transcripts;
+then `personasim query` over all of them.
 
 .venv/bin/python bench/viewer.py [--runs 100] [--big 100000] [--repeat 5]
 
@@ -102,6 +103,13 @@ def main() -> None:
         finally:
             proc.terminate()
             proc.wait(timeout=30)
+        sql = "SELECT run, COUNT(*) AS n, AVG(score) AS mean FROM results GROUP BY run"
+        times = []
+        for _ in range(3):
+            started = time.perf_counter()
+            subprocess.run([str(exe), "query", sql, str(root), "--csv"], check=True, capture_output=True, cwd=REPO)
+            times.append(time.perf_counter() - started)
+        print(f"\npersonasim query over every run (load + GROUP BY): median {statistics.median(times):.2f} s of 3")
     finally:
         shutil.rmtree(root, ignore_errors=True)
 

@@ -40,7 +40,6 @@ from personasim.report.viewer_data import (
     Catalog,
     RunEntry,
     filter_rows,
-    options,
     page_of,
     sort_rows,
 )
@@ -123,7 +122,7 @@ class Viewer:
         link = linker(base, query)
         frame = self.catalog.results(entry)
         context: dict[str, Any] = {"title": entry.key, "entry": entry, "tab": tab, "query": query, "link": link,
-                                   "options": options(frame), "flags": FLAGS, "filters": FILTERS, "base": base,
+                                   "options": self.catalog.options(entry), "flags": FLAGS, "filters": FILTERS, "base": base,
                                    "cost": _cost(entry), "started": _when(entry.manifest.started_at),
                                    "others": self._others()}  # fmt: skip
         if tab == "results":

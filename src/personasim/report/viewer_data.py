@@ -96,6 +96,7 @@ class Catalog:
     _cards: dict[Path, tuple[float, Scorecard | None]] = field(default_factory=dict)
     _frames: LRU = field(default_factory=lambda: LRU(4))
     _slices: LRU = field(default_factory=lambda: LRU(8))
+    _options: LRU = field(default_factory=lambda: LRU(16))
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def runs(self) -> list[RunEntry]:
@@ -167,6 +168,17 @@ class Catalog:
         frame = read_results(entry.path)
         with self._lock:
             return self._frames.put(stamp, frame)
+
+    def options(self, entry: RunEntry) -> dict[str, list[str]]:
+        """The values each filter can take in this run (computed once per results file)."""
+        frame = self.results(entry)
+        with self._lock:
+            if id(frame) in self._options:
+                return self._options[id(frame)][1]
+        found = options(frame)
+        with self._lock:
+            self._options.put(id(frame), (frame, found))  # the frame kept with it: its id stays its own
+        return found
 
     def transcript(self, entry: RunEntry, unit_id: str) -> Transcript | None:
         if unit_id not in entry.manifest.units:
