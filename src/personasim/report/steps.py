@@ -27,7 +27,15 @@ from personasim.analysis.priorities import (
     step_pairs,
     step_priorities,
 )
-from personasim.analysis.step_issues import MERGE_SIMILARITY, IssueGroup, recurring, step_grid, step_ids, step_issues
+from personasim.analysis.step_issues import (
+    MERGE_SIMILARITY,
+    IssueGroup,
+    first_stop,
+    recurring,
+    step_grid,
+    step_ids,
+    step_issues,
+)
 from personasim.inputs.criteria import SIMULATION_LENS
 from personasim.inputs.module_diff import diff_modules
 from personasim.report.data import Slice, _citations, _num, _personas, grade_anchor, slug
@@ -82,6 +90,7 @@ def grid_view(sl: Slice, prefix: str = "") -> dict[str, Any]:
                 row.append({"empty": True, "tip": f"{title} did not reach step {index}"})
                 continue
             stop = f"stop {c.stops}/{c.n}" if c.n > 1 and c.stops else ("stop" if c.stops else "")
+            stop = f"1st {stop}" if c.first_stops else stop
             tip = (f"{title} · step {index} {step_id}: engagement {_chip(c.engagement_mean)['text']}, relevance "
                    f"{_chip(c.relevance_mean)['text']}, {c.misunderstandings} misunderstandings, {c.barriers} barriers"
                    + (", would not carry on" if c.stops else "") + (" (first stop)" if c.first_stops else ""))  # fmt: skip
@@ -260,7 +269,9 @@ def personas_view(sl: Slice) -> dict[str, Any]:
     for pid in sorted(titles, key=lambda p: (scores.get(p, 2.0), p)):
         units = [t for t in sl.transcripts if t.persona_id == pid]
         eng = [e for (p, _), c in grid.items() if p == pid for e in c.engagement]
-        stops = [t.first_abandoned_step for t in units if t.first_abandoned_step]
+        stops = [
+            f"{i}. " + next(x.step_id for x in t.turns if x.step_index == i) for t in units if (i := first_stop(t))
+        ]
         rec = [t.reflection.reflection.would_recommend for t in units if t.reflection]
         prof = profiles.get(pid)
         score = scores.get(pid)
