@@ -191,3 +191,11 @@ def test_the_first_screen_answers_what_to_change_first_for_each_version(report: 
         first = re.search(r'<a href="(#lotus-[^"]+)">Step (\d+)', ranked)
         assert f'<a href="{first.group(1)}">Step {first.group(2)} · ' in glance  # the top-ranked step, linked
     assert glance.count("Scores lowest for") == 2 and report.index('id="glance"') < report.index('id="runs"')
+
+
+def test_a_run_without_transcripts_still_reports_and_says_so(tmp_path: Path) -> None:
+    run = build_run(tmp_path, "run-bare", versions=("v1",), samples=1)
+    for path in (run / "transcripts").iterdir():
+        path.unlink()
+    html = write_report([run], tmp_path / "bare.html").read_text(encoding="utf-8")
+    assert "No step answers (transcripts) for lotus@v1." in html and 'id="personas-lotus-v1"' in html
