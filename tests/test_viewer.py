@@ -173,3 +173,11 @@ def test_view_has_no_host_option_and_help_does_not_load_the_web_stack() -> None:
     done = subprocess.run([sys.executable, "-c", "import json; " + code], capture_output=True, text=True, timeout=120,
                           check=True)  # fmt: skip
     assert json.loads(done.stdout.strip().splitlines()[-1]) == [0, True, True, 2, False, False]
+
+
+def test_the_steps_tab_filters_to_one_persona(url: str) -> None:
+    _, _, html = get(url + f"run/run-a?tab=steps&version=v1&persona={P18}")
+    grid = html[html.index('id="grid-run-a-lotus-v1"') :]
+    body = grid[: grid.index("</table>")].split("<tbody>")[1]
+    assert body.count("<tr>") == 1 and "Primary Care Practice Manager" in body
+    assert f'<option value="{P18}" selected>' in html

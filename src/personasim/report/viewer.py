@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import socket
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -134,6 +135,10 @@ class Viewer:
         else:
             ref = self._ref(entry, query.get("version", ""))
             sl = self.catalog.slice(entry, ref) if ref else None
+            persona = query.get("persona", "")
+            if sl is not None and persona:  # the views over this persona's conversations only
+                sl = replace(sl, frame=sl.frame[sl.frame["persona_id"] == persona].reset_index(drop=True),
+                             transcripts=[t for t in sl.transcripts if t.persona_id == persona])  # fmt: skip
             context |= {"ref": ref, "slice": self._slice_view(sl, base, tab) if sl else None}
         return self.page("viewer_run.html.j2", **context)
 
