@@ -121,6 +121,8 @@ def test_every_response_is_read_only_escaped_and_under_a_strict_policy(url: str)
     scripts = re.findall(r"<script[^>]*>", steps)
     assert scripts == ['<script src="/static/viewer.js" defer>']  # the one script, from this server
     assert get(url, "POST")[0] == 405 and get(url + "run/run-a", "DELETE")[0] == 405
+    _, _, reflected = get(url + "?q=%3Cscript%3Ewindow.__xss%3D3%3C%2Fscript%3E")  # a filter value read back
+    assert "<script>window.__xss=3" not in reflected and 'value="&lt;script&gt;window.__xss=3' in reflected
 
 
 def test_unknown_runs_and_units_are_not_found_and_paths_never_leave_the_catalogue(url: str) -> None:
