@@ -1,1 +1,1 @@
-"""What people read: the HTML report and JUnit files."""
+"""What people read: the HTML report, the local viewer over many runs (`personasim view`), SQL over runs, JUnit files."""
