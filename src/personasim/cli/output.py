@@ -166,7 +166,7 @@ def print_outcome(outcome: RunOutcome) -> None:
     flagged = int(frame["flags"].fillna("[]").ne("[]").sum()) if len(frame) else 0
     if flagged:
         csv = (Path(outcome.run_dir) / "results.csv").resolve()
-        _plain(f"{plural(flagged, 'row')} flagged (unverified evidence, disagreeing judges, ...): see the `flags` "
+        _plain(f"{plural(flagged, 'row')} flagged (high scores citing nothing, disagreeing judges, failed judge answers, ...): see the `flags` "
                f"column of {csv}")  # fmt: skip
     print_health(manifest, outcome.run_dir.parent)
 
