@@ -273,10 +273,12 @@ def manifest_roles(manifest: Any) -> dict[str, dict[str, Any]]:
     """A run manifest's roles, as a scorecard records them (what shapes the answers)."""
     from personasim.llm.settings import GENERATION_FIELDS
 
-    judge = manifest.judge_settings or manifest.settings
+    learner = dict(getattr(manifest, "settings", None) or {"model": getattr(manifest, "model", None)})
+    judge = dict(getattr(manifest, "judge_settings", None) or {})
+    judge = judge or {**learner, "model": getattr(manifest, "judge_model", None) or learner.get("model")}
     return {
         role: {k: v for k, v in s.items() if k in GENERATION_FIELDS}
-        for role, s in (("learner", manifest.settings), ("judge", judge))
+        for role, s in (("learner", learner), ("judge", judge))
     }
 
 
