@@ -54,20 +54,19 @@ def test_a_misunderstanding_repeated_at_many_steps_appears_once_per_step_group(s
             for turn in t.turns:
                 for m in turn.reaction.misunderstandings:
                     steps_said[(t.persona_id, m.strip())].add(turn.step_index)
-    (persona, text), steps = max(steps_said.items(), key=lambda kv: (len(kv[1]), kv[0]))
+    (persona, text), steps = sorted(steps_said.items(), key=lambda kv: (-len(kv[1]), kv[0]))[0]
     assert len(steps) >= 5, (persona, text, steps)  # the 1.5B model repeats itself across steps
     issues = section(html, 'id="issues-lotus-v1"', 'id="lotus-v1-scores"')
     shown = str(escape(text))
     for index in sorted(steps):
-        card = section(issues, f'id="lotus-v1-step-{index}"', "<details>")
-        listed = card[card.index('data-kind="misunderstandings"') :]
-        listed = listed[: listed.index("</ul>")]
-        assert listed.count(shown) <= 1, index  # once, as a group (or merged into a near-duplicate's group)
-        assert persona in listed, index  # its group names the persona
+        card = section(issues, f'id="lotus-v1-step-{index}"', "Every answer at this step")
+        assert card.count(shown) == 1, index  # once, as a group, whoever else said it here
+        repeated = section(card, 'data-kind="repeated"', "</ul>")  # the persona's standing concern, set apart
+        assert shown in repeated and persona in repeated, index
     # Not a log: the text shows at most once per step, plus once in the list of issues raised at 3+ steps.
     assert issues.count(shown) <= len(steps) + 1
     recurring = section(issues, "Raised at three steps or more", "</ul>")
-    assert "at steps " in recurring
+    assert recurring.count(shown) == 1 and f"at {len(steps)} steps (" in recurring
 
 
 def test_the_ranked_steps_and_the_persona_view_for_both_versions(seed: tuple[Path, str]) -> None:

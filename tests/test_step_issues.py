@@ -162,3 +162,13 @@ def test_groups_compare_only_with_two_personas_each(profiles: dict) -> None:
     assert t_interval([0.5]) is None
     low, high = t_interval([0.4, 0.6])
     assert low == 0.0 and high == 1.0  # two personas: t = 12.7, clipped to the scale
+
+
+def test_standing_concerns_are_one_persona_repeating_itself_not_several_saying_it_once() -> None:
+    said = "Is the triage template a disciplinary tool?"
+    once_each = [transcript(f"p{i}", [reaction(mis=(said,)) if j == i else reaction() for j in range(4)])
+                 for i in range(4)]  # fmt: skip
+    assert recurring(once_each) == []
+    again = transcript("p9", [reaction(mis=(said,)) for _ in range(3)])
+    (group,) = recurring([*once_each, again])
+    assert group.personas == ["p9"] and group.steps == [1, 2, 3]

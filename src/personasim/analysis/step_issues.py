@@ -138,12 +138,28 @@ def step_issues(transcripts: Sequence[Transcript], threshold: float = MERGE_SIMI
     return out
 
 
+def standing_mentions(transcripts: Sequence[Transcript], min_steps: int = 3,
+                      threshold: float = MERGE_SIMILARITY) -> set[Mention]:  # fmt: skip
+    """Mentions of issues that the same persona raises at `min_steps` steps or more: a persona's
+    standing concern (or a model repeating itself) rather than one step's problem."""
+    by_persona: dict[str, list[Mention]] = {}
+    for m in mentions_of(transcripts):
+        by_persona.setdefault(m.persona_id, []).append(m)
+    out: set[Mention] = set()
+    for mentions in by_persona.values():
+        for g in group_mentions(mentions, threshold):
+            if len(g.steps) >= min_steps:
+                out.update(g.mentions)
+    return out
+
+
 def recurring(transcripts: Sequence[Transcript], min_steps: int = 3,
               threshold: float = MERGE_SIMILARITY) -> list[IssueGroup]:  # fmt: skip
-    """Issues raised at `min_steps` steps or more, across the module: a persona's standing concern
-    rather than one step's problem."""
-    groups = group_mentions(mentions_of(transcripts), threshold)
-    return sorted((g for g in groups if len(g.steps) >= min_steps), key=lambda g: (-len(g.steps), -g.count))
+    """The standing concerns (`standing_mentions`), near-duplicates merged across personas; raised at
+    the most steps first."""
+    standing = standing_mentions(transcripts, min_steps, threshold)
+    groups = group_mentions([m for m in mentions_of(transcripts) if m in standing], threshold)
+    return sorted(groups, key=lambda g: (-len(g.steps), -g.count))
 
 
 # --------------------------------------------------------------------------- the step x persona grid

@@ -136,14 +136,22 @@ def issues_view(sl: Slice) -> dict[str, Any]:
             })  # fmt: skip
     module = sl.run.module(sl.module_ref)
     titles_by_step = {s.id: s.title for s in module.steps} if module else {}
+    standing_groups = recurring(sl.transcripts)
+    steps_of = {m: len(g.steps) for g in standing_groups for m in g.mentions}
     steps = []
     for s in step_issues(sl.transcripts):
-        groups = [(KIND_LABELS[k], [_group(g, titles, sl) for g in s.groups[k]]) for k in KIND_LABELS]
+        groups, repeated = [], []
+        for kind, label in KIND_LABELS.items():  # a group everyone here raises at 3+ steps goes apart
+            here = [g for g in s.groups[kind] if not all(m in steps_of for m in g.mentions)]
+            groups.append((label, [_group(g, titles, sl) for g in here]))
+            repeated += [{**_group(g, titles, sl), "kind": kind, "at": max(steps_of[m] for m in g.mentions)}
+                         for g in s.groups[kind] if all(m in steps_of for m in g.mentions)]  # fmt: skip
         steps.append({"index": s.index, "step_id": s.step_id, "title": titles_by_step.get(s.step_id, ""),
-                      "anchor": step_anchor(sl, s.index), "groups": groups, "raised": s.raised,
-                      "distinct": sum(len(g) for _, g in groups), "answers": by_step.get(s.index, [])})  # fmt: skip
-    standing = [{**_group(g, titles, sl), "kind": g.kind, "steps": g.steps} for g in recurring(sl.transcripts)]
-    return {"steps": steps, "recurring": standing, "threshold": MERGE_SIMILARITY}
+                      "anchor": step_anchor(sl, s.index), "groups": groups, "repeated": repeated, "raised": s.raised,
+                      "distinct": sum(len(g) for _, g in groups) + len(repeated),
+                      "answers": by_step.get(s.index, [])})  # fmt: skip
+    standing = [{**_group(g, titles, sl), "kind": g.kind, "steps": g.steps} for g in standing_groups]
+    return {"steps": steps, "recurring": standing, "threshold": MERGE_SIMILARITY, "shown": TOP}
 
 
 # --------------------------------------------------------------------------- 3. what to change first
