@@ -148,7 +148,7 @@ def issues_view(sl: Slice) -> dict[str, Any]:
                          for g in s.groups[kind] if all(m in steps_of for m in g.mentions)]  # fmt: skip
         steps.append({"index": s.index, "step_id": s.step_id, "title": titles_by_step.get(s.step_id, ""),
                       "anchor": step_anchor(sl, s.index), "groups": groups, "repeated": repeated, "raised": s.raised,
-                      "distinct": sum(len(g) for _, g in groups) + len(repeated),
+                      "distinct": sum(len(g) for _, g in groups),
                       "answers": by_step.get(s.index, [])})  # fmt: skip
     standing = [{**_group(g, titles, sl), "kind": g.kind, "steps": g.steps} for g in standing_groups]
     return {"steps": steps, "recurring": standing, "threshold": MERGE_SIMILARITY, "shown": TOP}
