@@ -14,19 +14,25 @@ from pathlib import Path
 
 import pytest
 
+from personasim.analysis.results import read_results, write_results
+
 sys.path.insert(0, str(Path(__file__).parent))
 from browser import viewer  # noqa: E402
 from run_fixtures import PERSONAS, STEPS, build_run  # noqa: E402
 
 XSS = '<script>window.__xss=1</script><img src=x onerror="window.__xss=2">'
 P18 = "p18-primary-care-practice-manager"
+UNIT = "p17-assistant-director-of-finance__lotus@v1__s0"
 
 
 @pytest.fixture(scope="module")
 def results(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("results")
     build_run(root, "run-a", samples=2, inputs=True, renames={"lessons-learnt": "lessons-and-next-steps"})
-    build_run(root, "run-b", versions=("v1",), samples=1, seed=3)
+    run_b = build_run(root, "run-b", versions=("v1",), samples=1, seed=3)
+    frame = read_results(run_b)  # one ungraded judge row (score missing) that still cites a statement
+    frame.loc[(frame["unit_id"] == UNIT) & (frame["criterion_id"] == "gap-01"), "score"] = float("nan")
+    write_results(run_b, frame)
     build_run(root, "run-xss", versions=("v1",), samples=1, personas=2, inject=XSS, inputs=True)
     return root
 
@@ -183,3 +189,8 @@ def test_the_steps_tab_filters_to_one_persona(url: str) -> None:
     body = grid[: grid.index("</table>")].split("<tbody>")[1]
     assert body.count("<tr>") == 1 and "Primary Care Practice Manager" in body
     assert f'<option value="{P18}" selected>' in html
+
+
+def test_a_transcript_whose_citing_grade_has_no_score_still_shows(url: str) -> None:
+    status, _, html = get(url + f"run/run-b/unit/{UNIT.replace('@', '%40')}")
+    assert status == 200 and "cited by gap-01 (–)" in html

@@ -8,7 +8,8 @@ persona grid, the ranked steps and the issues per step for one version; the pers
 (`/compare`). Every filter is a GET parameter: a page's URL is its state, and the pages work without
 script; `viewer.js` only submits a filter form when a select changes and drops empty parameters.
 
-Every response carries a strict Content-Security-Policy (scripts from this server only, no
+Pages are plain (sync) endpoints, which Starlette runs in its thread pool, so a slow read of one
+run's table does not hold up another request. Every response carries a strict Content-Security-Policy (scripts from this server only, no
 connections elsewhere, no frames, forms post nowhere) and jinja2 escapes every string. There are no
 routes but GET (and HEAD): nothing is written. The server binds a socket on 127.0.0.1 itself and hands it to uvicorn, so no
 host option exists to get wrong.
@@ -98,7 +99,7 @@ class Viewer:
 
     # ----------------------------------------------------------------------- pages
 
-    async def runs(self, request: Request) -> Response:
+    def runs(self, request: Request) -> Response:
         query = dict(request.query_params)
         entries = self.catalog.runs()
         text = query.get("q", "").casefold()
@@ -113,7 +114,7 @@ class Viewer:
         return self.page("viewer_runs.html.j2", title="runs", rows=rows, query=query, sort=sort,
                          link=linker("/", query), folders=[str(f) for f in self.catalog.folders])  # fmt: skip
 
-    async def run(self, request: Request) -> Response:
+    def run(self, request: Request) -> Response:
         entry = self.catalog.get(request.path_params["key"])
         if entry is None:
             return self.missing("no run with this id")
@@ -171,7 +172,7 @@ class Viewer:
         """(key, module ref) of every run's versions: what a run can be put beside."""
         return [(e.key, ref) for e in self.catalog.runs() for ref in e.refs]
 
-    async def unit(self, request: Request) -> Response:
+    def unit(self, request: Request) -> Response:
         entry = self.catalog.get(request.path_params["key"])
         unit_id = request.path_params["unit"]
         t = self.catalog.transcript(entry, unit_id) if entry else None
@@ -186,7 +187,8 @@ class Viewer:
                 continue
             for item in _evidence(r.get("evidence")):
                 score = r.get("score")
-                cited.setdefault(item, []).append(f"{r['criterion_id']} ({'–' if score != score else f'{score:g}'})")
+                shown = "–" if score is None or score != score else f"{float(score):g}"  # NaN != NaN
+                cited.setdefault(item, []).append(f"{r['criterion_id']} ({shown})")
         turns = [{"index": turn.step_index, "step_id": turn.step_id, "reaction": turn.reaction,
                   "statements": step_statements(turn.step_index, turn.reaction)} for turn in t.turns]  # fmt: skip
         end = end_statements(t.reflection.reflection) if t.reflection else []
@@ -196,7 +198,7 @@ class Viewer:
                          focus=focus, criteria=criteria, base=base,
                          link=linker(f"{base}/unit/{quote(unit_id, safe='')}", {"criterion": focus}))  # fmt: skip
 
-    async def compare(self, request: Request) -> Response:
+    def compare(self, request: Request) -> Response:
         q = request.query_params
         sides = []
         for key, version in ((q.get("a", ""), q.get("va", "")), (q.get("b", ""), q.get("vb", ""))):
@@ -211,7 +213,7 @@ class Viewer:
         return self.page("viewer_compare.html.j2", title=f"{b.label} vs {a.label}", sides=[s[1:] for s in sides],
                          changes=step_changes_view(a, b), a=a.label, b=b.label)  # fmt: skip
 
-    async def script_file(self, request: Request) -> Response:
+    def script_file(self, request: Request) -> Response:
         return Response(self.script, media_type="text/javascript", headers=HEADERS)
 
 
