@@ -102,7 +102,17 @@ class Killer:
             self.seen += 1
             if self.kill_at is not None and self.seen == self.kill_at and self.pid is not None:
                 os.kill(self.pid, signal.SIGKILL)
-        return Reply.json(scripted_answer(body["messages"]))
+        return Reply.json(answer(body))
+
+
+def answer(body: dict[str, Any]) -> dict[str, Any]:
+    """The scripted answer, marked with the request's seed, as a model sampling at temperature would
+    answer: each sample's walkthrough differs, and so do its judge requests, so no two requests of
+    a run are the same (the store would keep them once, and a resume would replay the copy)."""
+    good = scripted_answer(body["messages"])
+    if "takeaway" in good:
+        good["takeaway"] += f" (seed {body.get('seed')})"
+    return good
 
 
 def run_once(args: list[str], killer: Killer, kill_at: int | None, log: Path) -> int:
@@ -129,9 +139,8 @@ def test_sigkill_at_random_points_then_resume_equals_an_uninterrupted_run(tmp_pa
         assert (
             run_once(["run", *args, "--run-id", "whole", "--out", str(out)], killer, None, tmp_path / "whole.log") == 0
         )
-        # Judge calls of two samples of one persona can be the same request (the double answers the
-        # same at any seed): the store keeps one file per request, and a resume replays it.
         units, whole_requests, whole_kept = records(out / "whole"), killer.seen, kept(out / "whole")
+        assert whole_kept == whole_requests  # every request of the run kept, each its own file
         calls_per_unit = max(STEPS) + 1 + JUDGE_CALLS
 
         rng, kills, outcomes, killed_requests = random.Random(20251123), 0, [], 0
@@ -163,7 +172,7 @@ def test_sigkill_at_random_points_then_resume_equals_an_uninterrupted_run(tmp_pa
     print(f"{kills} kills: {outcomes}; {killed_requests} requests against {whole_requests} uninterrupted")
     assert kills >= MIN_KILLS and outcomes.count("progress") >= 3 and "no progress" in outcomes, outcomes
     assert kept(out / "killed") == whole_kept  # the same calls kept, every one of them
-    assert killed_requests == whole_kept + kills  # each kill lost the request in flight, and only that
+    assert killed_requests == whole_requests + kills  # each kill lost the request in flight, and only that
     killed = pd.read_parquet(out / "killed" / "results.parquet").drop(columns=["run_id"])
     whole = pd.read_parquet(out / "whole" / "results.parquet").drop(columns=["run_id"])
     assert len(whole) and whole["unit_id"].nunique() == units == 3 * 2 * SAMPLES

@@ -11,7 +11,8 @@ used (a refusal, one cut off at max_tokens, one that does not validate) is kept 
 replayed: it is asked again, so that resuming a unit that failed on it can get past it.
 
 A kept call is replayed as what it was, this run's own live call (`from_recording` false, its
-latency as measured), so a resumed run's transcripts equal an uninterrupted run's. Files are
+latency as measured; `attempts` 1, since the file does not say how many HTTP attempts it took), so
+a resumed run's transcripts equal an uninterrupted run's. Files are
 written whole (a temporary file renamed into place, off the event loop; a cancelled caller waits
 for the write to end) but not fsynced: they outlive a killed process, and a file left unreadable by
 a power cut is called again.
@@ -72,7 +73,7 @@ class CallStore:
         completion = await self.inner.complete(messages, options, response_model)
         recording = Recording(key=key, request=request_fields(messages, options, response_model),
                               response=_response_of(completion))  # fmt: skip
-        await _written(recording_path(self.directory, key), _file_text(recording))
+        await _written(recording_path(self.directory, key), recording)
         self.kept += 1
         return completion
 
@@ -86,10 +87,14 @@ def _file_text(recording: Recording) -> bytes:
     return (text + "\n").encode("utf-8")
 
 
-async def _written(path: Path, data: bytes) -> None:
-    """Write in a thread; a cancelled caller (Ctrl-C, a failing sibling unit) still waits for the
-    write to end, so every call that completed is kept whole."""
-    done = asyncio.ensure_future(asyncio.to_thread(atomic_write_bytes, path, data, fsync=False))
+def _write(path: Path, recording: Recording) -> None:
+    atomic_write_bytes(path, _file_text(recording), fsync=False)
+
+
+async def _written(path: Path, recording: Recording) -> None:
+    """Encode and write in a thread; a cancelled caller (Ctrl-C, a failing sibling unit) still waits
+    for the write to end, so every call that completed is kept whole."""
+    done = asyncio.ensure_future(asyncio.to_thread(_write, path, recording))
     try:
         await asyncio.shield(done)
     except asyncio.CancelledError:
