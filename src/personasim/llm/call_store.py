@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -32,14 +31,14 @@ from pydantic import BaseModel
 from personasim.errors import InputError
 from personasim.fileio import atomic_write_bytes
 from personasim.llm.replay import (
-    RecordedResponse,
     Recording,
+    completion_from,
     fast_request_key,
     load_recording,
     recording_path,
     request_fields,
+    response_of,
 )
-from personasim.llm.structured import try_parse
 from personasim.llm.types import ChatClient, ChatOptions, Completion
 
 logger = logging.getLogger(__name__)
@@ -72,7 +71,7 @@ class CallStore:
                 return stored
         completion = await self.inner.complete(messages, options, response_model)
         recording = Recording(key=key, request=request_fields(messages, options, response_model),
-                              response=_response_of(completion))  # fmt: skip
+                              response=response_of(completion))  # fmt: skip
         await _written(recording_path(self.directory, key), recording)
         self.kept += 1
         return completion
@@ -112,32 +111,11 @@ def _usable(path: Path, response_model: type[BaseModel] | None) -> Completion | 
     except InputError:
         logger.warning("%s: unreadable kept call; calling again", path)
         return None
-    r = recording.response
-    parsed = try_parse(r.text, response_model)
-    if r.refusal or r.finish_reason == "length" or (response_model is not None and parsed is None):
+    completion = completion_from(recording, response_model, own_call=True)
+    if (
+        completion.refusal
+        or completion.finish_reason == "length"
+        or (response_model is not None and completion.parsed is None)
+    ):
         return None
-    return Completion(
-        text=r.text,
-        parsed=parsed,
-        usage=r.usage,
-        finish_reason=r.finish_reason,
-        model=r.model,
-        system_fingerprint=r.system_fingerprint,
-        latency_s=r.latency_s,
-        from_recording=False,
-        attempts=1,
-        refusal=r.refusal,
-    )
-
-
-def _response_of(completion: Completion) -> RecordedResponse:
-    return RecordedResponse(
-        text=completion.text,
-        refusal=completion.refusal,
-        usage=completion.usage,
-        finish_reason=completion.finish_reason,
-        model=completion.model,
-        system_fingerprint=completion.system_fingerprint,
-        latency_s=round(completion.latency_s, 3),
-        created_at=datetime.now(UTC).isoformat(timespec="seconds"),
-    )
+    return completion

@@ -169,12 +169,12 @@ class RecordingClient:
         self.used_keys.add(key)
         path = recording_path(self.directory, key)
         if self.mode in ("replay", "auto") and path.exists():
-            return _completion_from(load_recording(path), response_model)
+            return completion_from(load_recording(path), response_model)
         request = request_fields(messages, options, response_model)
         if self.mode == "replay":
             raise _miss(request, key, self.directory)
         completion = await self._inner().complete(messages, options, response_model)
-        save_recording(self.directory, Recording(key=key, request=request, response=_response_of(completion)))
+        save_recording(self.directory, Recording(key=key, request=request, response=response_of(completion)))
         return completion
 
     def _inner(self) -> ChatClient:
@@ -192,7 +192,8 @@ class RecordingClient:
         await self.aclose()
 
 
-def _response_of(completion: Completion) -> RecordedResponse:
+def response_of(completion: Completion) -> RecordedResponse:
+    """What a recording (or a run's kept call) stores of an answer."""
     return RecordedResponse(
         text=completion.text,
         refusal=completion.refusal,
@@ -205,20 +206,21 @@ def _response_of(completion: Completion) -> RecordedResponse:
     )
 
 
-def _completion_from(recording: Recording, response_model: type[BaseModel] | None) -> Completion:
+def completion_from(recording: Recording, response_model: type[BaseModel] | None, own_call: bool = False) -> Completion:
+    """The stored answer as a Completion. `own_call`: a call this run made itself (its call store),
+    replayed as its own live call (`from_recording` false, the latency as measured, one attempt)."""
     started = time.perf_counter()
     r = recording.response
-    parsed = try_parse(r.text, response_model)
     return Completion(
         text=r.text,
-        parsed=parsed,
+        parsed=try_parse(r.text, response_model),
         usage=r.usage,
         finish_reason=r.finish_reason,
         model=r.model,
         system_fingerprint=r.system_fingerprint,
-        latency_s=time.perf_counter() - started,
-        from_recording=True,
-        attempts=0,
+        latency_s=r.latency_s if own_call else time.perf_counter() - started,
+        from_recording=not own_call,
+        attempts=1 if own_call else 0,
         refusal=r.refusal,
     )
 
