@@ -212,6 +212,7 @@ class Manifest(BaseModel):
     cost_usd: float | None = Field(default=None, description="null when any model's price is unknown")
     rows: int
     regraded_at: str | None = None
+    batch: dict[str, Any] | None = Field(default=None, description="a batch run's engine, rounds, requests, cost live")
     health: dict[str, Any] | None = Field(default=None, description="simulation health checks and verdict")
 
 

@@ -168,6 +168,11 @@ def print_outcome(outcome: RunOutcome) -> None:
         csv = (Path(outcome.run_dir) / "results.csv").resolve()
         _plain(f"{plural(flagged, 'row')} flagged (high scores citing nothing, disagreeing judges, failed judge answers, ...): see the `flags` "
                f"column of {csv}")  # fmt: skip
+    if manifest.batch:
+        batch = manifest.batch
+        _plain(f"batch: {batch['rounds']} rounds, {batch['requests']} requests ({batch['resent']} sent again), "
+               f"{batch['engine']} engine; cost at batch prices {format_cost(manifest.cost_usd)}, "
+               f"live {format_cost(batch.get('cost_live_usd'))}")  # fmt: skip
     print_health(manifest, outcome.run_dir.parent)
 
 
@@ -262,3 +267,13 @@ def print_next(outcome: RunOutcome, run_id: str, out: Path) -> None:
 
 def _plain(line: str) -> None:
     echo(line)
+
+
+def format_cost_line(live: float | None, batch: float | None, price_table: Any) -> str:
+    """`estimated cost: live $X, batch $Y` (what is unknown says why)."""
+    from personasim.llm.costs import format_cost
+
+    if price_table is None:
+        return "estimated cost: unknown (set price_table: in the --config file, with batch_* prices for batch)"
+    batch_text = format_cost(batch) if batch is not None else "unknown (no batch_* prices in the price table)"
+    return f"estimated cost: live {format_cost(live)}, batch {batch_text}"

@@ -49,6 +49,12 @@ def run_cmd(
     ),
     prompts_dir: Optional[Path] = PromptsOpt,
     strict: bool = typer.Option(False, "--strict", help="Refuse to start when a persona file has warnings (unknown or missing sections)"),
+    batch: Optional[str] = typer.Option(None, "--batch", help="Send the calls in rounds of batch files: openai (a Batch API at --base-url) or command (--batch-command)" + default("live calls, or as the resumed run")),
+    batch_command: Optional[str] = typer.Option(None, "--batch-command", help="With --batch command: run per round, e.g. 'vllm run-batch -i {input} -o {output} --model {model}' ({shard} too)"),
+    batch_shards: Optional[int] = typer.Option(None, "--batch-shards", min=1, help="Split each round's file into this many pieces, one command each ({shard})" + default("1")),
+    batch_poll: Optional[float] = typer.Option(None, "--batch-poll", min=0.01, help="Seconds between polls of a submitted batch" + default("30")),
+    detach: bool = typer.Option(False, "--detach", help="With --batch openai: submit the round and exit; go on later with --resume RUN"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the planned calls, rounds, tokens and cost (live and batch), call nothing"),
     *,
     llm: LLMFlags,
 ) -> None:  # fmt: skip
@@ -56,7 +62,9 @@ def run_cmd(
 
     With --suite, the suite names everything (flags override it). With --resume RUN, the run's own
     personas, modules and settings are used unless given again."""
+    from personasim.cli.batch import batch_flags, print_dry_run, run_batch
     from personasim.fileio import check_writable
+    from personasim.run.batch_run import Detached, check_batch_config
     from personasim.run.config import Given, resolve_run
     from personasim.run.runner import new_run_id
     from personasim.run.session import execute, load_inputs, note_recordings, open_run
@@ -64,6 +72,9 @@ def run_cmd(
     from personasim.run.suite import load_suite
 
     _check_run_options(suite, module, personas, only, history, run_id, resume, strict)
+    batched = batch_flags(batch, batch_command, batch_shards, batch_poll, detach)
+    if detach and batched is None and not resume:
+        raise typer.BadParameter("--detach leaves a batch round running: give --batch openai too")
     check_writable(out)
     the_id = resume or run_id or new_run_id()
     loaded_suite = load_suite(suite) if suite is not None else None
@@ -71,7 +82,7 @@ def run_cmd(
         learner=llm.learner,
         judge=llm.judge,
         run=dict(samples=samples, judge_samples=judge_samples, history=history, sequential=sequential,
-                 prompts_dir=prompts_dir, backend=backend),
+                 prompts_dir=prompts_dir, backend=backend, batch=batched),
         config_file=llm.config,
         suite=loaded_suite,
         resumed=read_run_config(out / the_id) if resume else None,
@@ -79,9 +90,17 @@ def run_cmd(
     config = resolve_run(given, run_id=the_id, out_dir=out, resume=bool(resume))
     inputs = load_inputs(loaded_suite, personas, module, only)
     _warn_personas(personas or (loaded_suite.persona_paths() if loaded_suite else []), inputs[0], strict)
+    if dry_run:
+        return print_dry_run(config, *inputs)
+    check_batch_config(config)
     with open_run(config, *inputs, suite=loaded_suite) as opened:
         announce(opened)
-        outcome = with_bar(lambda bar: execute(opened, bar), config.run_id, out)
+        if config.batch is not None:
+            outcome = run_batch(opened, detach=detach, out=out)
+            if isinstance(outcome, Detached):
+                return
+        else:
+            outcome = with_bar(lambda bar: execute(opened, bar), config.run_id, out)
         path = note_recordings(opened, outcome)
         if path is not None:
             say(f"recordings noted in {path}")

@@ -8,7 +8,8 @@ first call it lacks. Nothing is kept of a call that failed.
 Keys are the recordings' content keys (`llm/replay.py`): a unit whose persona, module, templates or
 generation settings changed asks other requests, so it starts over. A kept answer that could not be
 used (a refusal, one cut off at max_tokens, one that does not validate) is kept for reading but not
-replayed: it is asked again, so that resuming a unit that failed on it can get past it.
+replayed: it is asked again, so that resuming a unit that failed on it can get past it. A batch run
+replays those too (`replay_all`): its structured layer re-asks them in the next round.
 
 A kept call is replayed as what it was, this run's own live call (`from_recording` false, its
 latency as measured; `attempts` 1, since the file does not say how many HTTP attempts it took), so
@@ -47,10 +48,14 @@ CALLS_DIR = "calls"  # under the run folder
 
 class CallStore:
     """A ChatClient that keeps every completed call of `inner` in `directory` and answers from there
-    what it already holds (`replay=False`: keep only). `kept` and `replayed` count this process's."""
+    what it already holds (`replay=False`: keep only; `replay_all`: unusable answers too). `kept`
+    and `replayed` count this process's."""
 
-    def __init__(self, inner: ChatClient, directory: str | Path, *, replay: bool = True) -> None:
+    def __init__(
+        self, inner: ChatClient, directory: str | Path, *, replay: bool = True, replay_all: bool = False
+    ) -> None:
         self.inner = inner
+        self.replay_all = replay_all
         self.directory = Path(directory)
         # A new run has no folder yet: nothing to look up until it has one.
         self.replay = replay and self.directory.is_dir()
@@ -65,7 +70,7 @@ class CallStore:
     ) -> Completion:
         key = fast_request_key(messages, options, response_model)
         if self.replay:
-            stored = _usable(recording_path(self.directory, key), response_model)
+            stored = _kept(recording_path(self.directory, key), response_model, self.replay_all)
             if stored is not None:
                 self.replayed += 1
                 return stored
@@ -101,9 +106,9 @@ async def _written(path: Path, recording: Recording) -> None:
         raise
 
 
-def _usable(path: Path, response_model: type[BaseModel] | None) -> Completion | None:
+def _kept(path: Path, response_model: type[BaseModel] | None, replay_all: bool) -> Completion | None:
     """The kept answer at `path` as a Completion, or None when there is none, it is unreadable, or
-    it could not be used (refused, cut off, invalid for `response_model`)."""
+    it could not be used (refused, cut off, invalid for `response_model`) and not `replay_all`."""
     if not path.is_file():
         return None
     try:
@@ -112,7 +117,7 @@ def _usable(path: Path, response_model: type[BaseModel] | None) -> Completion | 
         logger.warning("%s: unreadable kept call; calling again", path)
         return None
     completion = completion_from(recording, response_model, own_call=True)
-    if (
+    if not replay_all and (
         completion.refusal
         or completion.finish_reason == "length"
         or (response_model is not None and completion.parsed is None)

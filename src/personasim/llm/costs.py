@@ -1,8 +1,9 @@
 """Token usage per run and what it cost. An unknown price is `None` ("unknown"), never zero.
 
-Price table file (YAML or JSON), USD per million tokens; `cached_input` defaults to `input`:
+Price table file (YAML or JSON), USD per million tokens; `cached_input` defaults to `input`; the
+`batch_*` prices are what a batch run pays (`--batch`; a model without them costs "unknown" there):
 
-    gpt-4o-mini: {input: 0.15, cached_input: 0.075, output: 0.60}
+    gpt-4o-mini: {input: 0.15, cached_input: 0.075, output: 0.60, batch_input: 0.075, batch_output: 0.30}
     qwen2.5-coder-1.5b-instruct: {input: 0, output: 0}   # local: free, but say so explicitly
 """
 
@@ -24,6 +25,15 @@ class ModelPrice(BaseModel):
     input: float = Field(ge=0)
     output: float = Field(ge=0)
     cached_input: float | None = Field(default=None, ge=0)
+    batch_input: float | None = Field(default=None, ge=0)
+    batch_cached_input: float | None = Field(default=None, ge=0)
+    batch_output: float | None = Field(default=None, ge=0)
+
+    def batch(self) -> ModelPrice | None:
+        """The prices of a batch call; None when the table gives none."""
+        if self.batch_input is None or self.batch_output is None:
+            return None
+        return ModelPrice(input=self.batch_input, output=self.batch_output, cached_input=self.batch_cached_input)
 
     def cost(self, usage: Usage) -> float:
         cached = min(usage.cached_tokens, usage.prompt_tokens)
@@ -62,6 +72,11 @@ class PriceTable(BaseModel):
             first = exc.errors(include_url=False)[0]
             where = ".".join(str(p) for p in first["loc"][1:]) or "prices"
             raise InputError(source, None, f"invalid price table at {where}: {first['msg']}") from exc
+
+    def batch_prices(self) -> PriceTable:
+        """The table a batch run is costed at: each model's batch prices (models without them left out)."""
+        batch = {name: price.batch() for name, price in self.prices.items()}
+        return PriceTable(prices={name: price for name, price in batch.items() if price is not None})
 
     def price_for(self, model: str) -> ModelPrice | None:
         if model in self.prices:

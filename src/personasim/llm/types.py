@@ -100,6 +100,24 @@ class ReplayMiss(LLMError):
         super().__init__(message)
 
 
+class CallPending(Exception):
+    """A batch run's call whose answer is not in yet: it goes into the next round. Not an LLMError:
+    a unit waiting for its answer has not failed, and its sibling calls still ask theirs."""
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+        super().__init__(f"call {key} waits for the next batch round")
+
+
+class BatchRequestFailed(LLMError):
+    """A batch request that failed in every round it was sent (error file, expired or failed batch)."""
+
+
+class BatchEngineError(EndpointError):
+    """A batch engine that cannot answer a round (a command that failed, a refused upload): the run
+    stops, and `--resume` sends the round again."""
+
+
 # --------------------------------------------------------------------------- data
 
 

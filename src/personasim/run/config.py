@@ -17,12 +17,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from personasim.errors import InputError
 from personasim.llm.backend import parse_backend
+from personasim.llm.batch.types import BatchSettings
 from personasim.llm.local import get_model
 from personasim.llm.roles import ModelRoles, judge_fields
 from personasim.llm.settings import LLMSettings, read_settings_file
 
 History = Literal["full", "recap"]
-RUN_FIELDS = ("samples", "judge_samples", "history", "sequential", "prompts_dir", "backend", "n_ctx")
+RUN_FIELDS = ("samples", "judge_samples", "history", "sequential", "prompts_dir", "backend", "n_ctx", "batch")
 # Repeats must be independent draws: with more than one sample (judge sample), a role whose
 # temperature nobody set samples at this one instead of 0 (at 0 the repeats are copies).
 REPEAT_TEMPERATURE = {"learner": 0.7, "judge": 0.5}
@@ -47,6 +48,7 @@ class RunConfig(BaseModel):
     learner: dict[str, Any] = Field(default_factory=dict)
     judge: dict[str, Any] = Field(default_factory=dict)
     suite: str | None = None
+    batch: BatchSettings | None = Field(default=None, description="None: live calls; else rounds of batch files")
     resume: bool = Field(default=False, exclude=True)
 
     @property

@@ -21,27 +21,18 @@ import asyncio
 import logging
 import secrets
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from personasim import __version__
-from personasim.analysis.health import assess_health, health_to_dict
 from personasim.analysis.results import (
     GradeFile,
-    Manifest,
     RunPaths,
-    load_unit,
     read_manifest,
-    results_frame,
-    run_cost,
     save_grades,
-    usage_totals,
     utc_now,
-    write_manifest,
-    write_results,
 )
 from personasim.errors import InputError
 from personasim.fileio import CannotWrite
@@ -52,11 +43,11 @@ from personasim.inputs.persona import Persona
 from personasim.llm.costs import PriceTable
 from personasim.llm.roles import ModelRoles, RoleClients
 from personasim.llm.settings import generation_summary
-from personasim.llm.types import EndpointError, LLMError
+from personasim.llm.types import CallPending, EndpointError, LLMError
 from personasim.prompts import Prompts
-from personasim.records.identity import module_fingerprint, persona_fingerprint
 from personasim.records.transcript import Transcript, load_transcript, save_transcript
 from personasim.run.config import RunConfig
+from personasim.run.finalize import RunOutcome, finalize, finished
 from personasim.run.plan import Unit, plan_units
 from personasim.run.simulate import simulate_unit
 from personasim.run.state import (
@@ -71,22 +62,9 @@ from personasim.run.state import (
 from personasim.run.stopping import RunStop, remove_if_untouched
 
 if TYPE_CHECKING:
-    import pandas as pd
+    pass
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass
-class RunOutcome:
-    run_dir: Path
-    frame: pd.DataFrame
-    manifest: Manifest
-    skipped: int = 0
-    records: list[UnitRecord] = field(default_factory=list)
-
-    @property
-    def failed(self) -> dict[str, str]:
-        return self.manifest.unit_errors
 
 
 class RunProgress:
@@ -156,6 +134,8 @@ async def _do_unit(ctx: _Context, unit: Unit) -> UnitRecord:
         if transcript.status == "finished":
             await _grade_unit(ctx, transcript, unit.persona, unit.module, unit.criteria)
         status, error = transcript.status, transcript.error
+    except CallPending:  # a batch run's unit waits for its next round: nothing to record yet
+        return UnitRecord(unit_id=unit.unit_id, status="pending", config_hash=unit.config_hash, at=utc_now())
     except (EndpointError, CannotWrite):
         raise
     except LLMError as exc:
@@ -230,7 +210,25 @@ def _prepare(
     return paths, personas, modules
 
 
-async def run(
+@dataclass
+class Pass:
+    """One pass over a run's unfinished units: its plan, the records of the units it did (a batch
+    run's units waiting for their next round among them, status `pending`), and what it saved."""
+
+    paths: RunPaths
+    units: list[Unit]
+    records: list[UnitRecord]
+    saved: dict[str, tuple[Transcript, GradeFile]]
+    skipped: int
+    started: str
+    duration_s: float
+
+    @property
+    def pending(self) -> int:
+        return sum(r.status == "pending" for r in self.records)
+
+
+async def run_pass(
     clients: RoleClients,
     personas: list[Persona],
     modules: list[LearningModule],
@@ -238,14 +236,13 @@ async def run(
     roles: ModelRoles,
     prompts: Prompts,
     config: RunConfig,
-    prices: PriceTable | None = None,
     progress: RunProgress | None = None,
-) -> RunOutcome:
-    """Simulate and grade every unit not already finished, then rebuild the results table."""
+) -> Pass:
+    """Simulate and grade every unit not already finished (no table yet: `finalize` makes it)."""
     paths, personas, modules = _prepare(config, personas, modules)
     units = plan_units(personas, modules, config.samples, config.judge_samples, roles, prompts, config.history)
     done = read_unit_records(paths.units) if config.resume else {}
-    todo = [u for u in units if not _finished(paths, done.get(u.unit_id), u)]
+    todo = [u for u in units if not finished(paths, done.get(u.unit_id), u)]
     ctx = _Context(clients, roles, prompts, config, paths, progress or RunProgress())
     ctx.progress.planned(len(todo), len(units) - len(todo))
     created = not paths.root.exists()
@@ -258,89 +255,26 @@ async def run(
         if created:
             remove_if_untouched(paths.root, keep=paths.inputs)
         raise
-    outcome = finalize(
-        paths, units, roles, prompts, config, prices, started, time.perf_counter() - clock, saved=ctx.saved
-    )
-    outcome.skipped, outcome.records = len(units) - len(todo), records
-    return outcome
+    return Pass(paths, units, records, ctx.saved, len(units) - len(todo), started, time.perf_counter() - clock)
 
 
-def _finished(paths: RunPaths, record: UnitRecord | None, unit: Unit) -> bool:
-    return (
-        record is not None
-        and record.status == "finished"
-        and record.config_hash == unit.config_hash
-        and paths.transcript(unit.unit_id).is_file()
-        and paths.grades(unit.unit_id).is_file()
-    )
-
-
-def finalize(
-    paths: RunPaths,
-    units: list[Unit],
+async def run(
+    clients: RoleClients,
+    personas: list[Persona],
+    modules: list[LearningModule],
+    *,
     roles: ModelRoles,
     prompts: Prompts,
     config: RunConfig,
-    prices: PriceTable | None,
-    started: str,
-    duration_s: float,
-    regraded_at: str | None = None,
-    saved: Mapping[str, tuple[Transcript, GradeFile]] | None = None,
+    prices: PriceTable | None = None,
+    progress: RunProgress | None = None,
 ) -> RunOutcome:
-    """Rebuild the results table and manifest from the per-unit files, in plan order (`saved`:
-    what this process wrote to those files, so it is not read back), and write the run's coverage
-    before simulation (`coverage.json`: which steps address each persona criterion, no model)."""
-    from personasim.analysis.gaps import coverage_for_run  # bm25s loads only when a run ends
-    from personasim.analysis.gaps_types import COVERAGE_FILE, write_coverage
-
-    records = read_unit_records(paths.units)
-    loaded, statuses, errors = [], {}, {}
-    for unit in units:
-        record = records.get(unit.unit_id)
-        if _finished(paths, record, unit):
-            loaded.append((saved or {}).get(unit.unit_id) or load_unit(paths.root, unit.unit_id))
-            statuses[unit.unit_id] = "finished"
-        else:
-            statuses[unit.unit_id] = record.status if record else "not run"
-            if record and record.error:
-                errors[unit.unit_id] = record.error
-    frame = results_frame(loaded, prices)
-    write_results(paths.root, frame)
-    totals = usage_totals(loaded)
-    personas = list({u.persona.id: u.persona for u in units}.values())
-    modules = list({u.module.ref: u.module for u in units}.values())
-    coverage = coverage_for_run(personas, modules)
-    write_coverage(coverage, paths.root / COVERAGE_FILE)
-    manifest = Manifest(
-        run_id=config.run_id,
-        package_version=__version__,
-        model=roles.learner.model,
-        judge_model=roles.judge.model,
-        seed=roles.learner.seed,
-        settings=roles.learner.model_dump(mode="json"),
-        judge_settings=roles.judge.model_dump(mode="json"),
-        samples=config.samples,
-        judge_samples=config.judge_samples,
-        sequential=bool(config.sequential),
-        history=config.history,
-        backend=config.backend,
-        prompts_dir=str(prompts.directory),
-        personas={u.persona.id: persona_fingerprint(u.persona) for u in units},
-        modules={u.module.ref: module_fingerprint(u.module) for u in units},
-        prompt_hashes=prompts.template_hashes(),
-        started_at=started,
-        finished_at=utc_now(),
-        duration_s=round(duration_s, 3),
-        units=statuses,
-        unit_errors=errors,
-        usage={k: v.model_dump() for k, v in totals.items()},
-        cost_usd=run_cost(roles.learner.model, roles.judge.model, totals, prices),
-        rows=len(frame),
-        regraded_at=regraded_at,
-        health=health_to_dict(assess_health([transcript for transcript, _ in loaded], frame, coverage=coverage)),
-    )
-    write_manifest(paths.root, manifest)
-    return RunOutcome(paths.root, frame, manifest)
+    """Simulate and grade every unit not already finished, then rebuild the results table."""
+    done = await run_pass(clients, personas, modules, roles=roles, prompts=prompts, config=config, progress=progress)
+    outcome = finalize(done.paths, done.units, roles, prompts, config, prices, done.started, done.duration_s,
+                       saved=done.saved)  # fmt: skip
+    outcome.skipped, outcome.records = done.skipped, done.records
+    return outcome
 
 
 async def regrade(

@@ -172,7 +172,7 @@ async def execute(opened: OpenedRun, progress: RunProgress | None = None) -> Run
             progress=progress,
         )
     finally:
-        await _close(clients, opened.config.run_dir)
+        await close_clients(clients, opened.config.run_dir)
 
 
 async def execute_regrade(opened: OpenedRun, progress: RunProgress | None = None) -> RunOutcome:
@@ -191,7 +191,7 @@ async def execute_regrade(opened: OpenedRun, progress: RunProgress | None = None
             progress=progress,
         )
     finally:
-        await _close(clients, opened.config.run_dir)
+        await close_clients(clients, opened.config.run_dir)
 
 
 def _role_clients(opened: OpenedRun, replay_calls: bool = True) -> RoleClients:
@@ -212,7 +212,8 @@ async def _check_models(clients: RoleClients, opened: OpenedRun, roles: tuple[st
         await check_model_now(getattr(clients, role), settings.model, settings.timeout_s, flag)
 
 
-async def _close(clients: RoleClients, run_dir: Path) -> None:
+async def close_clients(clients: RoleClients, run_dir: Path) -> None:
+    """Note the recordings this run used (`used_keys.txt`, for `recordings prune`), then close."""
     try:
         if clients.recording_clients() and run_dir.is_dir():
             atomic_write_text(run_dir / USED_KEYS, "".join(f"{key}\n" for key in sorted(clients.used_keys())))

@@ -34,7 +34,7 @@ class UnitRecord(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     unit_id: str
-    status: Literal["finished", "failed"]
+    status: Literal["finished", "failed", "pending"]  # pending: waits for a batch round; never written
     config_hash: str
     error: str | None = None
     at: str = ""
