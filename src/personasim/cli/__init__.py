@@ -6,6 +6,7 @@ import typer
 
 from personasim import __version__
 from personasim.cli import analysis as analysis_cli
+from personasim.cli import batch as batch_cli
 from personasim.cli import check_model as check_model_cli
 from personasim.cli import criteria as criteria_cli
 from personasim.cli import eval as eval_cli
@@ -28,6 +29,7 @@ app.add_typer(personas_cli.app, name="personas")
 app.add_typer(recordings_cli.app, name="recordings")
 app.add_typer(local_cli.app, name="local")
 app.add_typer(modules_cli.app, name="modules")
+app.add_typer(batch_cli.app, name="batch")
 analysis_cli.register(app)
 run_cmds.register(app)  # run, grade
 criteria_cli.register(app)

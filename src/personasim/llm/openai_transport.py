@@ -3,8 +3,8 @@
 `TransientFailure` for 429 / 408 / 409 / 5xx / timeouts / dropped connections / garbled bodies
 (marked `unreachable` for a refused connection or a failed DNS lookup), `QuotaExceeded` and
 `RequestRejected` (with what to do) for the rest. `list_models` reads `GET /models` for the model
-check. The API key is handed to the SDK and kept nowhere else. This is the only module that imports
-`openai`."""
+check. The API key is handed to the SDK and kept nowhere else. With openai_batch.py (the Batch API
+engine), the only modules that import `openai`."""
 
 from __future__ import annotations
 
