@@ -52,10 +52,18 @@ class CallStore:
     and `replayed` count this process's."""
 
     def __init__(
-        self, inner: ChatClient, directory: str | Path, *, replay: bool = True, replay_all: bool = False
+        self,
+        inner: ChatClient,
+        directory: str | Path,
+        *,
+        replay: bool = True,
+        replay_all: bool = False,
+        memo: dict[str, Recording] | None = None,
     ) -> None:
         self.inner = inner
         self.replay_all = replay_all
+        # A batch run passes over the same kept calls once a round: `memo` keeps them read.
+        self.memo = memo
         self.directory = Path(directory)
         # A new run has no folder yet: nothing to look up until it has one.
         self.replay = replay and self.directory.is_dir()
@@ -70,7 +78,7 @@ class CallStore:
     ) -> Completion:
         key = fast_request_key(messages, options, response_model)
         if self.replay:
-            stored = _kept(recording_path(self.directory, key), response_model, self.replay_all)
+            stored = self._stored(key, response_model)
             if stored is not None:
                 self.replayed += 1
                 return stored
@@ -78,8 +86,18 @@ class CallStore:
         recording = Recording(key=key, request=request_fields(messages, options, response_model),
                               response=response_of(completion))  # fmt: skip
         await _written(recording_path(self.directory, key), recording)
+        if self.memo is not None:
+            self.memo[key] = recording
         self.kept += 1
         return completion
+
+    def _stored(self, key: str, response_model: type[BaseModel] | None) -> Completion | None:
+        recording = self.memo.get(key) if self.memo is not None else None
+        if recording is None:
+            recording = _read(recording_path(self.directory, key))
+            if recording is not None and self.memo is not None:
+                self.memo[key] = recording
+        return None if recording is None else _kept(recording, response_model, self.replay_all)
 
     async def aclose(self) -> None:
         await self.inner.aclose()
@@ -106,16 +124,20 @@ async def _written(path: Path, recording: Recording) -> None:
         raise
 
 
-def _kept(path: Path, response_model: type[BaseModel] | None, replay_all: bool) -> Completion | None:
-    """The kept answer at `path` as a Completion, or None when there is none, it is unreadable, or
-    it could not be used (refused, cut off, invalid for `response_model`) and not `replay_all`."""
+def _read(path: Path) -> Recording | None:
+    """The kept call at `path`; None when there is none or it is unreadable."""
     if not path.is_file():
         return None
     try:
-        recording = load_recording(path)
+        return load_recording(path)
     except InputError:
         logger.warning("%s: unreadable kept call; calling again", path)
         return None
+
+
+def _kept(recording: Recording, response_model: type[BaseModel] | None, replay_all: bool) -> Completion | None:
+    """A kept answer as a Completion, or None when it could not be used (refused, cut off, invalid
+    for `response_model`) and not `replay_all`."""
     completion = completion_from(recording, response_model, own_call=True)
     if not replay_all and (
         completion.refusal

@@ -35,7 +35,7 @@ from personasim.llm.batch.rounds import (
 )
 from personasim.llm.batch.types import BatchSettings, BatchState, Round
 from personasim.llm.call_store import CALLS_DIR, CallStore
-from personasim.llm.replay import RecordingClient
+from personasim.llm.replay import Recording, RecordingClient
 from personasim.llm.roles import RoleClients
 from personasim.llm.settings import LLMSettings
 from personasim.llm.types import ChatClient
@@ -96,6 +96,7 @@ async def execute_batch(
     roles = {"learner": opened.roles.learner, "judge": opened.roles.judge}
     engine = make_engine(settings, roles)
     config = opened.config.model_copy(update={"sequential": False})  # a round takes every call that can go
+    memo: dict[str, Recording] = {}  # the kept calls, read once for all passes
     try:
         while True:
             under_way = state.open_round()
@@ -105,7 +106,7 @@ async def execute_batch(
                 answered, failed = collect_round(run_dir, state, under_way)
                 progress.batch_event(f"round {under_way.index}: {answered} answered, {failed} to send again")
             pending: dict[str, PendingRequest] = {}
-            clients = _round_clients(opened, state, pending, settings)
+            clients = _round_clients(opened, state, pending, settings, memo)
             try:
                 done = await run_pass(clients, opened.personas, opened.modules, roles=opened.roles,
                                       prompts=opened.prompts, config=config)  # fmt: skip
@@ -157,7 +158,11 @@ async def _advance(
 
 
 def _round_clients(
-    opened: OpenedRun, state: BatchState, pending: dict[str, PendingRequest], settings: BatchSettings
+    opened: OpenedRun,
+    state: BatchState,
+    pending: dict[str, PendingRequest],
+    settings: BatchSettings,
+    memo: dict[str, Recording],
 ) -> RoleClients:
     """Each role's client for one pass: recordings (record/auto) over the call store (which replays
     every kept answer, so that re-asks happen) over the round's answers."""
@@ -167,7 +172,7 @@ def _round_clients(
 
     def client(role: str, role_settings: LLMSettings) -> ChatClient:
         inner: ChatClient = RoundClient(role, role_settings, answers, state, pending, latency, settings.max_attempts)
-        inner = CallStore(inner, run_dir / CALLS_DIR, replay_all=True)
+        inner = CallStore(inner, run_dir / CALLS_DIR, replay_all=True, memo=memo)
         if role_settings.mode in ("record", "auto") and role_settings.recordings_dir is not None:
             inner = RecordingClient(inner, role_settings.recordings_dir, role_settings.mode)
         return inner
