@@ -15,6 +15,7 @@ import pytest
 
 from batch_answers import COMMAND_SCRIPT, responder
 from doubles.batch_server import FakeBatchServer
+from doubles.openai_server import Reply
 from personasim.inputs.module_loader import load_modules
 from personasim.inputs.persona_parser import load_personas
 from personasim.llm.batch.rounds import load_state
@@ -146,3 +147,44 @@ def test_detached_rounds_resume_where_they_stand(tmp_path: Path) -> None:
             rounds = max(rounds, outcome.round.index)
             assert rounds < 40
         assert set(outcome.manifest.units.values()) == {"finished"} and double.chat_requests == []
+
+
+def test_a_request_failing_in_every_round_fails_its_unit_after_the_bounded_attempts(tmp_path: Path) -> None:
+    def always_failing_for_p21(body: dict) -> Reply:
+        if "Chief Allied Health Professional" in body["messages"][0]["content"]:
+            return Reply.server_error(503)
+        return responder(body)
+
+    personas, modules = seed_inputs()
+    chosen = [p for p in personas if p.id[:4] in ("p17-", "p21-")]
+    with FakeBatchServer(models=("fake-model",)) as double:
+        double.responder = always_failing_for_p21
+        batch = {"engine": "openai", "poll_s": 0.01, "max_attempts": 2}
+        with open_run(config(double, tmp_path, "f", batch), chosen, modules[:1]) as opened:
+            outcome = asyncio.run(execute_batch(opened))
+    failed = {unit: error for unit, error in outcome.manifest.unit_errors.items()}
+    assert list(failed) == [u for u in outcome.manifest.units if u.startswith("p21-")]
+    assert "failed in 2 rounds" in next(iter(failed.values())) and "HTTP 503" in next(iter(failed.values()))
+    assert [u for u, s in outcome.manifest.units.items() if s == "finished"] == [
+        u for u in outcome.manifest.units if u.startswith("p17-")
+    ]
+    state = load_state(tmp_path / "f", "openai")
+    assert max(state.attempts.values()) == 2 and len(state.rounds[1].submissions) == 1
+
+
+def test_a_cancelled_round_is_sent_again_on_resume(tmp_path: Path) -> None:
+    from personasim.run.batch_run import cancel_round
+
+    personas, modules = seed_inputs()
+    with FakeBatchServer(models=("fake-model",)) as double:
+        double.responder = responder
+        batch = {"engine": "openai", "poll_s": 0.01}
+        run_config = config(double, tmp_path, "x", batch)
+        with open_run(run_config, personas[:1], modules[:1]) as opened:
+            assert isinstance(asyncio.run(execute_batch(opened, detach=True)), Detached)
+        assert asyncio.run(cancel_round(run_config)) == 1
+        with open_run(run_config.model_copy(update={"resume": True}), [], []) as opened:
+            outcome = asyncio.run(execute_batch(opened))
+    state = load_state(tmp_path / "x", "openai")
+    assert state.rounds[0].submissions[0].state == "cancelled" and state.rounds[1].requests == 1
+    assert set(outcome.manifest.units.values()) == {"finished"}
