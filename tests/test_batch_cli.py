@@ -42,7 +42,7 @@ def run_args(server: FakeBatchServer, out: Path) -> list[str]:
 
 
 def test_detach_status_and_resume_in_separate_processes(tmp_path: Path) -> None:
-    with FakeBatchServer(models=("fake-model",)) as server:
+    with FakeBatchServer(models=("fake-model",), polls_to_complete=1) as server:  # done at the second poll
         server.responder = responder
         first = cli("run", *run_args(server, tmp_path), "--run-id", "b", "--batch", "openai", "--batch-poll", "0.01",
                     "--detach")  # fmt: skip
@@ -52,6 +52,8 @@ def test_detach_status_and_resume_in_separate_processes(tmp_path: Path) -> None:
         assert status["finished_at"] is None
         assert [(s["round"], s["requests"], s["state"]) for s in status["submissions"]] == [(1, 2, "in_progress")]
         assert status["submissions"][0]["batch_id"] in server.batches
+        collected = cli("batch", "collect", "b", "--out", str(tmp_path))  # round 1 done: round 2 goes out
+        assert "round 1: 2 answered, 0 to send again" in collected.stderr and "round 2 submitted" in collected.stderr
         done = cli("run", "--resume", "b", "--out", str(tmp_path))
         assert "batch:" in done.stdout and "rounds" in done.stdout, done.stdout
         manifest = read_manifest(tmp_path / "b")

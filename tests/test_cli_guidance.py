@@ -196,7 +196,7 @@ def _commands(group: typer.Typer, prefix: tuple[str, ...] = ()) -> list[tuple[st
     return found
 
 
-GUIDED = ("run", "grade", "eval", "personas", "modules", "criteria", "recordings", "local")
+GUIDED = ("run", "grade", "eval", "personas", "modules", "criteria", "recordings", "local", "batch")
 
 
 @pytest.mark.parametrize("command", [c for c in _commands(app) if c[0] in GUIDED], ids=" ".join)

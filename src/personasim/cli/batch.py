@@ -8,7 +8,7 @@ from typing import Any, Optional
 
 import typer
 
-from personasim.cli.common import guarded, print_json
+from personasim.cli.common import default, guarded, print_json
 from personasim.cli.output import say
 
 app = typer.Typer(
@@ -55,9 +55,14 @@ def run_batch(opened: Any, *, detach: bool, out: Path) -> Any:
 
     from personasim.run.batch_run import Detached, execute_batch
 
-    outcome = asyncio.run(execute_batch(opened, _Lines(), detach=detach))
+    run_id = opened.config.run_id
+    try:
+        outcome = asyncio.run(execute_batch(opened, _Lines(), detach=detach))
+    except KeyboardInterrupt:
+        say(f"interrupted; what was submitted goes on, and nothing collected is lost: "
+            f"personasim run --resume {run_id} --out {out}")  # fmt: skip
+        raise typer.Exit(130) from None
     if isinstance(outcome, Detached):
-        run_id = opened.config.run_id
         say(f"round {outcome.round.index} submitted ({outcome.round.requests} requests); see it with: "
             f"personasim batch status {run_id} --out {out}")  # fmt: skip
         say(f"when it is done, go on with: personasim run --resume {run_id} --out {out} (or batch collect)")
@@ -136,7 +141,7 @@ def cancel_cmd(
     run_ref: str = typer.Argument(..., metavar="RUN", help="Run id (under --out) or run folder"),
     out: Path = OutOpt,
     round_index: Optional[int] = typer.Option(
-        None, "--round", help="Only this round" + " (default: the one under way)"
+        None, "--round", help="Only this round" + default("the round under way")
     ),
 ) -> None:
     """Cancel the batches of the round under way (their requests go into the next round on resume)."""

@@ -50,7 +50,7 @@ def run_cmd(
     prompts_dir: Optional[Path] = PromptsOpt,
     strict: bool = typer.Option(False, "--strict", help="Refuse to start when a persona file has warnings (unknown or missing sections)"),
     batch: Optional[str] = typer.Option(None, "--batch", help="Send the calls in rounds of batch files: openai (a Batch API at --base-url) or command (--batch-command)" + default("live calls, or as the resumed run")),
-    batch_command: Optional[str] = typer.Option(None, "--batch-command", help="With --batch command: run per round, e.g. 'vllm run-batch -i {input} -o {output} --model {model}' ({shard} too)"),
+    batch_command: Optional[str] = typer.Option(None, "--batch-command", help="With --batch command: run per round, e.g. 'vllm run-batch -i {input} -o {output} --model {model}' ({shard} too)" + default("none: needed with --batch command")),
     batch_shards: Optional[int] = typer.Option(None, "--batch-shards", min=1, help="Split each round's file into this many pieces, one command each ({shard})" + default("1")),
     batch_poll: Optional[float] = typer.Option(None, "--batch-poll", min=0.01, help="Seconds between polls of a submitted batch" + default("30")),
     detach: bool = typer.Option(False, "--detach", help="With --batch openai: submit the round and exit; go on later with --resume RUN"),
