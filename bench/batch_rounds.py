@@ -117,20 +117,24 @@ class Phases:
     def wrap(self, owner: object, name: str, phase: str) -> None:
         inner = getattr(owner, name)
         if asyncio.iscoroutinefunction(inner):
+
             async def timed_async(*args, **kwargs):  # type: ignore[no-untyped-def]
                 started = time.perf_counter()
                 try:
                     return await inner(*args, **kwargs)
                 finally:
                     self.seconds[phase] += time.perf_counter() - started
+
             setattr(owner, name, timed_async)
         else:
+
             def timed(*args, **kwargs):  # type: ignore[no-untyped-def]
                 started = time.perf_counter()
                 try:
                     return inner(*args, **kwargs)
                 finally:
                     self.seconds[phase] += time.perf_counter() - started
+
             setattr(owner, name, timed)
 
 
@@ -173,8 +177,10 @@ def main() -> None:
               f"{wall:.1f} s wall ({wall / rounds:.2f} s a round)")  # fmt: skip
         for phase, seconds in sorted(phases.items()):
             print(f"  {phase:<36} {seconds:7.2f} s  {seconds / wall:6.1%} of wall")
-        print(f"  {'harness in all':<36} {harness:7.2f} s  {harness / wall:6.1%} of wall; the rest, "
-              f"{wall - harness:.2f} s, is the engine (HTTP to the double, which answers in this process)")
+        print(
+            f"  {'harness in all':<36} {harness:7.2f} s  {harness / wall:6.1%} of wall; the rest, "
+            f"{wall - harness:.2f} s, is the engine (HTTP to the double, which answers in this process)"
+        )
 
 
 if __name__ == "__main__":

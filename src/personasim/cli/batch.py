@@ -140,9 +140,7 @@ def _detached(outcome: Any) -> bool:
 def cancel_cmd(
     run_ref: str = typer.Argument(..., metavar="RUN", help="Run id (under --out) or run folder"),
     out: Path = OutOpt,
-    round_index: Optional[int] = typer.Option(
-        None, "--round", help="Only this round" + default("the round under way")
-    ),
+    round_index: Optional[int] = typer.Option(None, "--round", help="Only this round" + default("the round under way")),
 ) -> None:
     """Cancel the batches of the round under way (their requests go into the next round on resume)."""
     import asyncio
