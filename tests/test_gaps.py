@@ -300,3 +300,14 @@ def test_the_cli_default_threshold_is_the_matchers() -> None:
     from personasim.cli import gaps as cli_gaps
 
     assert cli_gaps.DEFAULT_THRESHOLD == analysis_gaps.DEFAULT_THRESHOLD
+
+
+def test_cli_out_that_cannot_be_written_is_refused_before_the_work(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(REPO)
+    blocker = tmp_path / "a-file"
+    blocker.write_text("", encoding="utf-8")
+    result = runner.invoke(app, ["gaps", "--module", "modules/lotus/v1.md", "--out", str(blocker)])
+    assert result.exit_code == 1 and result.stdout == ""  # nothing printed: it stopped before the analysis
+    assert result.stderr.strip() == f"error: cannot write {blocker}: it is a file, not a folder"

@@ -36,8 +36,11 @@ def gaps(
     from personasim.analysis.gaps import coverage_for_run
     from personasim.analysis.gaps_types import write_coverage
     from personasim.inputs.module_loader import load_modules
+    from personasim.fileio import check_writable
     from personasim.inputs.persona_parser import load_personas, select_persona
 
+    if out is not None:
+        check_writable(out)  # before the work, not after it
     loaded = load_personas(personas or [Path("personas")])
     if persona:
         loaded = [select_persona(loaded, p) for p in persona]
