@@ -188,3 +188,17 @@ def test_a_cancelled_round_is_sent_again_on_resume(tmp_path: Path) -> None:
     state = load_state(tmp_path / "x", "openai")
     assert state.rounds[0].submissions[0].state == "cancelled" and state.rounds[1].requests == 1
     assert set(outcome.manifest.units.values()) == {"finished"}
+
+
+def test_judge_repeats_go_in_the_same_round_as_the_criteria(tmp_path: Path) -> None:
+    personas, modules = seed_inputs()
+    with FakeBatchServer(models=("fake-model",)) as double:
+        double.responder = responder
+        run_config = config(double, tmp_path, "k", {"engine": "openai", "poll_s": 0.01})
+        run_config = run_config.model_copy(update={"judge_samples": 3})
+        with open_run(run_config, personas[:1], modules[:1]) as opened:
+            outcome = asyncio.run(execute_batch(opened))
+    state = load_state(tmp_path / "k", "openai")
+    assert len(state.rounds) == len(modules[0].steps) + 1 + 1  # steps, reflection, one judge round
+    judged = outcome.frame[outcome.frame["grader"] == "judge"]
+    assert state.rounds[-1].by_role == {"judge": 3 * len(judged)} and (judged["judge_samples"] == 3).all()

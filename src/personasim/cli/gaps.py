@@ -35,8 +35,8 @@ def gaps(
     lenses), with the matching sentences: deterministic, no LLM, no network."""
     from personasim.analysis.gaps import coverage_for_run
     from personasim.analysis.gaps_types import write_coverage
-    from personasim.inputs.module_loader import load_modules
     from personasim.fileio import check_writable
+    from personasim.inputs.module_loader import load_modules
     from personasim.inputs.persona_parser import load_personas, select_persona
 
     if out is not None:

@@ -7,10 +7,9 @@ deterministic grader; `GRADERS` maps a criterion's `grader` name to it.
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from personasim.errors import PersonasimError
 from personasim.grading.deterministic import grade_abandonment, grade_misunderstanding_coverage, grade_time_fit
@@ -18,8 +17,9 @@ from personasim.grading.judge import judge_criterion
 from personasim.inputs.criteria import Criterion
 from personasim.inputs.module import LearningModule
 from personasim.inputs.persona import Persona
+from personasim.llm.gather import gather_cancelling
 from personasim.llm.settings import LLMSettings
-from personasim.llm.types import CallPending, ChatClient
+from personasim.llm.types import ChatClient
 from personasim.prompts import Prompts
 from personasim.records.grades import Grade
 from personasim.records.transcript import Transcript
@@ -36,6 +36,7 @@ class GradingContext:
     settings: LLMSettings  # the judge's
     prompts: Prompts
     judge_samples: int = 1
+    concurrent: bool = True  # criteria and their repeats side by side
     _system: str | None = field(default=None, repr=False)
 
     def judge_system(self) -> str:
@@ -59,6 +60,7 @@ async def _judge(criterion: Criterion, ctx: GradingContext) -> Grade:
         settings=ctx.settings,
         prompts=ctx.prompts,
         system=ctx.judge_system(),
+        concurrent=ctx.concurrent,
     )
 
 
@@ -89,8 +91,8 @@ async def grade_transcript(
     prompts: Prompts,
     concurrent: bool = True,
 ) -> list[Grade]:
-    """Grades in criteria order. `concurrent=False` sends the judge calls one after another
-    (a local server that keeps one prompt prefix)."""
+    """Grades in criteria order. `concurrent=False` sends the judge calls one after another, a
+    criterion's repeats in a row (a local server that keeps one prompt prefix)."""
     if transcript.status != "finished":
         raise PersonasimError(f"transcript {transcript.unit_id} is {transcript.status}; only finished ones are graded")
     if judge_samples < 1:
@@ -98,33 +100,7 @@ async def grade_transcript(
     unknown = sorted({c.grader for c in criteria} - set(GRADERS))
     if unknown:
         raise PersonasimError(f"no grader named {', '.join(unknown)} (known: {', '.join(GRADERS)})")
-    ctx = GradingContext(transcript, persona, module, client, settings, prompts, judge_samples)
+    ctx = GradingContext(transcript, persona, module, client, settings, prompts, judge_samples, concurrent)
     if concurrent:
         return await gather_cancelling([GRADERS[c.grader](c, ctx) for c in criteria])
     return [await GRADERS[c.grader](c, ctx) for c in criteria]
-
-
-async def gather_cancelling(coros: list[Coroutine[Any, Any, T]] | list[Awaitable[T]]) -> list[T]:
-    """asyncio.gather that cancels the others when one fails (plain gather leaves them running).
-    A call waiting for its batch round (`CallPending`) is no failure: the others go on to ask
-    theirs (so one round holds all of a transcript's judge calls), then the first wait is raised."""
-    tasks = [asyncio.ensure_future(c) for c in coros]
-    waiting: CallPending | None = None
-    try:
-        remaining: set[asyncio.Future[T]] = set(tasks)
-        while remaining:
-            done, remaining = await asyncio.wait(remaining, return_when=asyncio.FIRST_EXCEPTION)
-            for task in done:
-                failure = task.exception()
-                if isinstance(failure, CallPending):
-                    waiting = waiting or failure
-                elif failure is not None:
-                    raise failure
-    except BaseException:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        raise
-    if waiting is not None:
-        raise waiting
-    return [task.result() for task in tasks]

@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
 from personasim.inputs.criteria import Criterion
 from personasim.inputs.module import LearningModule
 from personasim.inputs.persona import Persona
+from personasim.llm.gather import gather_cancelling
 from personasim.llm.settings import LLMSettings, sample_options
 from personasim.llm.structured import complete_structured
 from personasim.llm.types import ChatClient, RefusalError, StructuredOutputError, TruncatedError
@@ -186,12 +187,17 @@ async def judge_criterion(
     settings: LLMSettings,
     prompts: Prompts,
     system: str | None = None,
+    concurrent: bool = False,
 ) -> Grade:
+    """`concurrent`: the repeats side by side (a batch run sends them in one round); else in order,
+    so that a local server's repeats of one request share the whole prompt prefix."""
     messages = judge_messages(prompts, transcript, persona, module, criterion, system)
     statements = learner_statements(transcript)
-    samples, usage = [], Usage()
-    for index in range(judge_samples):  # in order: repeats of one request share the whole prompt
-        sample, used = await _judge_once(client, messages, settings, index, statements)
-        samples.append(sample)
-        usage = usage + used
+    if concurrent:
+        drawn = await gather_cancelling([_judge_once(client, messages, settings, i, statements)
+                                         for i in range(judge_samples)])  # fmt: skip
+    else:
+        drawn = [await _judge_once(client, messages, settings, i, statements) for i in range(judge_samples)]
+    samples = [sample for sample, _ in drawn]
+    usage = sum((used for _, used in drawn), Usage())
     return judge_grade(criterion, transcript, samples, usage, settings.model)

@@ -36,11 +36,12 @@ from personasim.analysis.results import (
 )
 from personasim.errors import InputError
 from personasim.fileio import CannotWrite
-from personasim.grading.grade import gather_cancelling, grade_transcript
+from personasim.grading.grade import grade_transcript
 from personasim.inputs.criteria import Criterion
 from personasim.inputs.module import LearningModule
 from personasim.inputs.persona import Persona
 from personasim.llm.costs import PriceTable
+from personasim.llm.gather import gather_cancelling
 from personasim.llm.roles import ModelRoles, RoleClients
 from personasim.llm.settings import generation_summary
 from personasim.llm.types import CallPending, EndpointError, LLMError
