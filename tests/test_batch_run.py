@@ -159,17 +159,24 @@ def test_a_request_failing_in_every_round_fails_its_unit_after_the_bounded_attem
     chosen = [p for p in personas if p.id[:4] in ("p17-", "p21-")]
     with FakeBatchServer(models=("fake-model",)) as double:
         double.responder = always_failing_for_p21
-        batch = {"engine": "openai", "poll_s": 0.01, "max_attempts": 2}
-        with open_run(config(double, tmp_path, "f", batch), chosen, modules[:1]) as opened:
+        run_config = config(double, tmp_path, "f", {"engine": "openai", "poll_s": 0.01, "max_attempts": 2})
+        with open_run(run_config, chosen, modules[:1]) as opened:
             outcome = asyncio.run(execute_batch(opened))
-    failed = {unit: error for unit, error in outcome.manifest.unit_errors.items()}
-    assert list(failed) == [u for u in outcome.manifest.units if u.startswith("p21-")]
-    assert "failed in 2 rounds" in next(iter(failed.values())) and "HTTP 503" in next(iter(failed.values()))
-    assert [u for u, s in outcome.manifest.units.items() if s == "finished"] == [
-        u for u in outcome.manifest.units if u.startswith("p17-")
-    ]
-    state = load_state(tmp_path / "f", "openai")
-    assert max(state.attempts.values()) == 2 and len(state.rounds[1].submissions) == 1
+        failed = outcome.manifest.unit_errors
+        assert list(failed) == [u for u in outcome.manifest.units if u.startswith("p21-")]
+        assert "failed in 2 rounds" in next(iter(failed.values())) and "HTTP 503" in next(iter(failed.values()))
+        finished = [u for u, s in outcome.manifest.units.items() if s == "finished"]
+        assert finished == [u for u in outcome.manifest.units if u.startswith("p17-")]
+        state = load_state(tmp_path / "f", "openai")
+        assert max(state.attempts.values()) == 2  # sent twice, then given up: p17 goes on alone
+        assert [r.requests for r in state.rounds[:3]] == [2, 2, 1]
+        records = (tmp_path / "f" / "units.jsonl").read_text(encoding="utf-8").splitlines()
+        assert sum('"failed"' in line for line in records) == 1  # recorded once, not once a pass
+
+        double.responder = responder  # the endpoint mends: resuming the ended run retries the failed unit
+        with open_run(run_config.model_copy(update={"resume": True}), [], []) as opened:
+            again = asyncio.run(execute_batch(opened))
+    assert set(again.manifest.units.values()) == {"finished"}
 
 
 def test_a_cancelled_round_is_sent_again_on_resume(tmp_path: Path) -> None:

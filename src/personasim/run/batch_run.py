@@ -97,22 +97,19 @@ async def execute_batch(
     engine = make_engine(settings, roles)
     config = opened.config.model_copy(update={"sequential": False})  # a round takes every call that can go
     memo: dict[str, Recording] = {}  # the kept calls, read once for all passes
+    _retry_after_the_end(run_dir, state, settings)
+    given_up: set[str] = set()  # units that failed in this process's passes: the later passes leave them
     try:
         while True:
             under_way = state.open_round()
             if under_way is not None:
                 if not await _advance(engine, run_dir, state, under_way, settings, progress, wait=not detach):
                     return Detached(run_dir, under_way)
-                answered, failed = collect_round(run_dir, state, under_way)
-                progress.batch_event(f"round {under_way.index}: {answered} answered, {failed} to send again")
-            pending: dict[str, PendingRequest] = {}
-            clients = _round_clients(opened, state, pending, settings, memo)
-            try:
-                done = await run_pass(clients, opened.personas, opened.modules, roles=opened.roles,
-                                      prompts=opened.prompts, config=config)  # fmt: skip
-            finally:
-                await close_clients(clients, run_dir)
+                answered, unanswered = collect_round(run_dir, state, under_way)
+                progress.batch_event(f"round {under_way.index}: {answered} answered, {unanswered} to send again")
+            done, pending = await _pass(opened, config, state, settings, memo, given_up)
             config = config.model_copy(update={"resume": True})
+            given_up |= {record.unit_id for record in done.records if record.status == "failed"}
             if not pending:
                 break
             written = write_round(run_dir, state, pending, settings, roles)
@@ -120,6 +117,32 @@ async def execute_batch(
     finally:
         await engine.aclose()
     return _finish(opened, config, state, done, settings)
+
+
+async def _pass(
+    opened: OpenedRun, config: RunConfig, state: BatchState, settings: BatchSettings,
+    memo: dict[str, Recording], given_up: set[str],
+) -> tuple[Pass, dict[str, PendingRequest]]:  # fmt: skip
+    """The pipeline over the kept calls and the round just collected: (the pass, the calls it waits for)."""
+    pending: dict[str, PendingRequest] = {}
+    clients = _round_clients(opened, state, pending, settings, memo)
+    try:
+        done = await run_pass(clients, opened.personas, opened.modules, roles=opened.roles, prompts=opened.prompts,
+                              config=config, skip=given_up)  # fmt: skip
+    finally:
+        await close_clients(clients, opened.config.run_dir)
+    return done, pending
+
+
+def _retry_after_the_end(run_dir: Path, state: BatchState, settings: BatchSettings) -> None:
+    """Resuming a batch run that ended retries its failed units, as a live run's resume does: the
+    requests that failed in every round they were sent in get their rounds again. (A run still
+    under way keeps counting, so that a detached run's resumes do not resend a bad request forever.)"""
+    if state.finished_at is None:
+        return
+    state.attempts = {key: n for key, n in state.attempts.items() if n < settings.max_attempts}
+    state.finished_at = None
+    save_state(run_dir, state)
 
 
 def _written_line(round_: Round, units: int) -> str:

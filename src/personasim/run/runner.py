@@ -21,7 +21,7 @@ import asyncio
 import logging
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -238,12 +238,14 @@ async def run_pass(
     prompts: Prompts,
     config: RunConfig,
     progress: RunProgress | None = None,
+    skip: Collection[str] = (),
 ) -> Pass:
-    """Simulate and grade every unit not already finished (no table yet: `finalize` makes it)."""
+    """Simulate and grade every unit not already finished (no table yet: `finalize` makes it).
+    `skip`: unit ids to leave as they are (a batch run's units that failed in an earlier pass)."""
     paths, personas, modules = _prepare(config, personas, modules)
     units = plan_units(personas, modules, config.samples, config.judge_samples, roles, prompts, config.history)
     done = read_unit_records(paths.units) if config.resume else {}
-    todo = [u for u in units if not finished(paths, done.get(u.unit_id), u)]
+    todo = [u for u in units if not finished(paths, done.get(u.unit_id), u) and u.unit_id not in skip]
     ctx = _Context(clients, roles, prompts, config, paths, progress or RunProgress())
     ctx.progress.planned(len(todo), len(units) - len(todo))
     created = not paths.root.exists()
