@@ -21,6 +21,7 @@ from personasim.llm.openai_transport import OpenAITransport, unreachable
 from personasim.llm.types import ChatOptions, ModelNotListed, RetriesExhausted, Unreachable
 from scripted_answers import scripted_answer
 
+REPO = Path(__file__).resolve().parents[1]
 MSGS = [{"role": "user", "content": "hello"}]
 
 
@@ -209,3 +210,21 @@ def test_in_auto_mode_the_first_live_call_checks_and_stops_the_run(tmp_path, mon
         assert "does not serve model 'fake-model': it lists other-model; check --model" in line
         assert server.chat_requests == [] and len(server.requests) == 1
     assert not (tmp_path / "out" / "r").exists() and not recordings.exists()
+
+
+def test_eval_stops_at_an_unreachable_endpoint_named_by_the_flags(tmp_path, sends, monkeypatch) -> None:
+    # Every suite would call the endpoint the flags name: the first refusal stops the rest.
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    suites = []
+    for name in ("first", "second", "third"):
+        suite = tmp_path / f"{name}.yaml"
+        suite.write_text(f"name: {name}\npersonas: [{REPO / 'personas'}]\nmodules: [{REPO / 'modules/lotus/v1.md'}]\n",
+                         encoding="utf-8")  # fmt: skip
+        suites.append(str(suite))
+    base_url = f"http://127.0.0.1:{closed_port()}/v1"
+    result = CliRunner().invoke(app, ["eval", *suites, "--base-url", base_url, "--model", "fake-model", "--mode",
+                                      "live", "--out", str(tmp_path / "out")])  # fmt: skip
+    assert result.exit_code == 1
+    assert len(error_lines(result.stderr)) == 1 and "cannot reach" in error_lines(result.stderr)[0]
+    assert "the other 2 suites would call the same endpoint: not run" in result.stderr
+    assert len(sends) <= 1

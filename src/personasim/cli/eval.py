@@ -37,24 +37,37 @@ def eval_cmd(
     """Run each suite and check its thresholds and requirements (CI gate). Replays recordings unless
     --mode says otherwise."""
     from personasim.fileio import check_writable
+    from personasim.llm.types import EndpointError
     from personasim.run.suite_checks import Check
 
     check_writable(out)
     if junit is not None:
         check_writable(junit, folder=False)
     results: list[tuple[str, list[Check]]] = []
-    for path in suites:
+    for index, path in enumerate(suites):
         try:
             results.append(_evaluate(path, llm, out, dict(backend=backend, prompts_dir=prompts_dir)))
         except PersonasimError as exc:
             err_console.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
             results.append((path.stem, [Check(f"{path.stem}::input", False, str(exc))]))
+            if isinstance(exc, EndpointError) and _endpoint_from_flags(llm, backend):
+                results += [(rest.stem, [Check(f"{rest.stem}::input", False, f"not run: {exc}")])
+                            for rest in suites[index + 1 :]]  # fmt: skip
+                if suites[index + 1 :]:
+                    echo(f"the other {plural(len(suites) - index - 1, 'suite')} would call the same endpoint: not run",
+                         err=True)  # fmt: skip
+                break
     if junit is not None:
         from personasim.report.junit import write_junit
 
         write_junit(junit, results)
     if any(not check.passed for _, checks in results for check in checks):
         raise typer.Exit(1)
+
+
+def _endpoint_from_flags(llm: LLMFlags, backend: str | None) -> bool:
+    """Whether the flags name the endpoint (so every suite calls the same one)."""
+    return bool(backend or llm.learner.get("base_url"))
 
 
 def _evaluate(path: Path, llm: LLMFlags, out: Path, run: dict[str, Any]) -> tuple[str, list[Check]]:

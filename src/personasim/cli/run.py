@@ -92,6 +92,8 @@ def run_cmd(
     _warn_personas(personas or (loaded_suite.persona_paths() if loaded_suite else []), inputs[0], strict)
     if dry_run:
         return print_dry_run(config, *inputs)
+    if detach and config.batch is None:
+        raise typer.BadParameter(f"--detach: run {config.run_id} is not a batch run (it was started without --batch)")
     check_batch_config(config)
     with open_run(config, *inputs, suite=loaded_suite) as opened:
         announce(opened)
