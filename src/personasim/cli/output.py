@@ -193,7 +193,8 @@ def print_scorecard(manifest: Any, out_dir: Path | None = None) -> None:
     """check-model's latest verdict for these model roles, where one exists beside the run."""
     from personasim.run.check_model import latest_scorecard, manifest_roles
 
-    found = latest_scorecard(out_dir or DEFAULT_OUT, manifest_roles(manifest))
+    out_dir = out_dir or DEFAULT_OUT
+    found = latest_scorecard(out_dir, manifest_roles(manifest), run_dir=out_dir / manifest.run_id)
     if found is None:
         echo("check-model: no scorecard for these model roles (personasim check-model tells whether they can stand in)")
         return

@@ -84,7 +84,7 @@ def scorecard_view(run: RunData) -> dict[str, Any] | None:
     """check-model's latest scorecard for the run's learner and judge models, beside the run."""
     from personasim.run.check_model import latest_scorecard, manifest_roles
 
-    found = latest_scorecard(run.path.parent, manifest_roles(run.manifest))
+    found = latest_scorecard(run.path.parent, manifest_roles(run.manifest), run_dir=run.path)
     if found is None:
         return None
     path, card = found

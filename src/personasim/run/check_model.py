@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from personasim import __version__
 from personasim.analysis import model_checks as mc
-from personasim.errors import InputError
+from personasim.errors import InputError, PersonasimError
 from personasim.fileio import atomic_write_text
 from personasim.hashing import canonical_json, content_hash
 from personasim.inputs.criteria import _dedupe, derive_criteria
@@ -253,10 +253,15 @@ def write_scorecard(card: Scorecard, folder: Path) -> Path:
     return path
 
 
-def latest_scorecard(out_dir: Path, roles_summary: dict[str, Any]) -> tuple[Path, Scorecard] | None:
-    """The newest check.json under `out_dir` made with the same learner and judge models."""
+def latest_scorecard(
+    out_dir: Path, roles_summary: dict[str, Any], run_dir: Path | None = None
+) -> tuple[Path, Scorecard] | None:
+    """The newest check.json under `out_dir` made with the same learner and judge models, or the one
+    the run's suite records (`check_model: {scorecard: ...}`)."""
     found = []
-    for path in Path(out_dir).glob(f"*/{CHECK_FILE}"):
+    candidates = list(Path(out_dir).glob(f"*/{CHECK_FILE}"))
+    suite_card = suite_scorecard(run_dir) if run_dir is not None else None
+    for path in candidates + ([suite_card] if suite_card else []):
         try:
             card = Scorecard.model_validate_json(path.read_bytes())
         except (OSError, ValueError):
@@ -267,6 +272,22 @@ def latest_scorecard(out_dir: Path, roles_summary: dict[str, Any]) -> tuple[Path
         return None
     _, path, card = max(found, key=lambda f: f[0])
     return path, card
+
+
+def suite_scorecard(run_dir: Path) -> Path | None:
+    """The scorecard a run's suite records for its model roles (None: no suite, or none recorded)."""
+    from personasim.run.state import read_run_config
+    from personasim.run.suite import load_suite
+
+    try:
+        suite_path = read_run_config(run_dir).suite
+        suite = load_suite(suite_path) if suite_path else None
+    except (PersonasimError, OSError):
+        return None
+    if suite is None or not suite.check_model.scorecard:
+        return None
+    path = suite.root / suite.check_model.scorecard
+    return path if path.is_file() else None
 
 
 def manifest_roles(manifest: Any) -> dict[str, dict[str, Any]]:

@@ -99,6 +99,10 @@ class CheckModelSpec(BaseModel):
     ablate: list[str] = Field(default_factory=list, description="learning outcomes whose steps are removed")
     expect_lenses: list[str] = Field(default_factory=list, description="lenses the ablation should lower")
     thresholds: dict[str, float] = Field(default_factory=dict, description="overrides of model_checks.THRESHOLDS")
+    scorecard: str | None = Field(
+        default=None, description="the check.json recorded for the suite's model roles, relative to the suite; "
+        "runs of the suite show it (and CI replays it)",
+    )  # fmt: skip
 
 
 class Suite(BaseModel):

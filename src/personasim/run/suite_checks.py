@@ -122,7 +122,7 @@ def find_scorecard(run_dir: str | Path, manifest: Any = None) -> Path | None:
         return None
     from personasim.run.check_model import latest_scorecard, manifest_roles
 
-    found = latest_scorecard(Path(run_dir).parent, manifest_roles(manifest))
+    found = latest_scorecard(Path(run_dir).parent, manifest_roles(manifest), run_dir=Path(run_dir))
     return found[0] if found else None
 
 
