@@ -117,18 +117,29 @@ def test_batch_calls_cost_batch_prices_and_the_manifest_says_what_live_would_cos
     assert len(judged) and ((judged["cost_usd"] - at_batch_prices).abs() < 1e-12).all()  # rows at batch prices
 
 
-def test_auto_mode_batch_run_fills_the_recordings_and_a_replay_gives_the_same_table(tmp_path: Path) -> None:
+@pytest.mark.parametrize("mode", ["auto", "record"])
+def test_a_recording_batch_run_fills_the_recordings_once_and_a_replay_gives_the_same_table(
+    tmp_path: Path, mode: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import personasim.llm.replay as replay
+
+    saves: list[str] = []
+    save = replay.save_recording
+    monkeypatch.setattr(replay, "save_recording", lambda d, rec: saves.append(rec.key) or save(d, rec))
     personas = [p for p in load_personas([REPO / "personas"]) if p.id[:4] in ("p17-", "p19-")]
     recordings = tmp_path / "recordings"
     with FakeBatchServer(models=("fake-model",)) as server:
         server.responder = responder
         learner = dict(base_url=server.base_url, model="fake-model", api_key_env="PERSONASIM_TEST_NO_KEY",
-                       mode="auto", recordings_dir=str(recordings))  # fmt: skip
+                       mode=mode, recordings_dir=str(recordings))  # fmt: skip
         config = RunConfig(run_id="a", out_dir=tmp_path, learner=learner, batch={"engine": "openai", "poll_s": 0.01})
         with open_run(config, personas, load_modules([V1])) as opened:
             batched = asyncio.run(execute_batch(opened))
-        assert len(recording_files(recordings)) == server.batch_requests_total
-    replay = RunConfig(run_id="r", out_dir=tmp_path, learner={**learner, "base_url": None, "mode": "replay"})
-    with open_run(replay, personas, load_modules([V1])) as opened:
+        recorded = {path.stem for path in recording_files(recordings)}
+        assert len(recorded) == server.batch_requests_total == len(saves)  # each recorded once, not once a pass
+    used = set((tmp_path / "a" / "used_keys.txt").read_text(encoding="utf-8").split())
+    assert used == recorded  # every pass's keys, for `recordings prune --used`
+    replay_config = RunConfig(run_id="r", out_dir=tmp_path, learner={**learner, "base_url": None, "mode": "replay"})
+    with open_run(replay_config, personas, load_modules([V1])) as opened:
         replayed = asyncio.run(execute(opened))
     pd.testing.assert_frame_equal(batched.frame.drop(columns=["run_id"]), replayed.frame.drop(columns=["run_id"]))

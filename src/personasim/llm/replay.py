@@ -145,9 +145,19 @@ def save_recording(directory: str | Path, recording: Recording) -> Path:
 
 class RecordingClient:
     """Wraps a ChatClient with record/replay. `inner` may be None only in replay mode.
-    `used_keys` collects every key this client served (for `personasim recordings prune`)."""
+    `used_keys` collects every key this client served (for `personasim recordings prune`).
+    `recorded`: keys recorded earlier in the same run, which record mode replays instead of asking
+    again (a batch run passes over its calls once a round); both may be shared between clients."""
 
-    def __init__(self, inner: ChatClient | None, directory: str | Path, mode: Mode) -> None:
+    def __init__(
+        self,
+        inner: ChatClient | None,
+        directory: str | Path,
+        mode: Mode,
+        *,
+        used_keys: set[str] | None = None,
+        recorded: set[str] | None = None,
+    ) -> None:
         if mode not in MODES:
             raise ValueError(f"unknown mode {mode!r}; expected one of {', '.join(MODES)}")
         if inner is None and mode != "replay":
@@ -155,7 +165,8 @@ class RecordingClient:
         self.inner = inner
         self.directory = Path(directory)
         self.mode = mode
-        self.used_keys: set[str] = set()
+        self.used_keys: set[str] = set() if used_keys is None else used_keys
+        self.recorded = recorded
 
     async def complete(
         self,
@@ -168,13 +179,16 @@ class RecordingClient:
         key = fast_request_key(messages, options, response_model)
         self.used_keys.add(key)
         path = recording_path(self.directory, key)
-        if self.mode in ("replay", "auto") and path.exists():
+        replays = self.mode in ("replay", "auto") or (self.recorded is not None and key in self.recorded)
+        if replays and path.exists():
             return completion_from(load_recording(path), response_model)
         request = request_fields(messages, options, response_model)
         if self.mode == "replay":
             raise _miss(request, key, self.directory)
         completion = await self._inner().complete(messages, options, response_model)
         save_recording(self.directory, Recording(key=key, request=request, response=response_of(completion)))
+        if self.recorded is not None:
+            self.recorded.add(key)
         return completion
 
     def _inner(self) -> ChatClient:

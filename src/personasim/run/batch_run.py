@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
@@ -96,7 +96,7 @@ async def execute_batch(
     roles = {"learner": opened.roles.learner, "judge": opened.roles.judge}
     engine = make_engine(settings, roles)
     config = opened.config.model_copy(update={"sequential": False})  # a round takes every call that can go
-    memo: dict[str, Recording] = {}  # the kept calls, read once for all passes
+    memo = _Memo()  # what the passes share: kept calls read once, recordings used and made
     _retry_after_the_end(run_dir, state, settings)
     given_up: set[str] = set()  # units that failed in this process's passes: the later passes leave them
     try:
@@ -121,7 +121,7 @@ async def execute_batch(
 
 async def _pass(
     opened: OpenedRun, config: RunConfig, state: BatchState, settings: BatchSettings,
-    memo: dict[str, Recording], given_up: set[str],
+    memo: _Memo, given_up: set[str],
 ) -> tuple[Pass, dict[str, PendingRequest]]:  # fmt: skip
     """The pipeline over the kept calls and the round just collected: (the pass, the calls it waits for)."""
     pending: dict[str, PendingRequest] = {}
@@ -180,12 +180,22 @@ async def _advance(
         await asyncio.sleep(settings.poll_s)
 
 
+@dataclass
+class _Memo:
+    """Shared by a batch run's passes: the kept calls once read, and the recordings' keys used (for
+    `used_keys.txt`, over all passes) and made (record mode records each request once)."""
+
+    calls: dict[str, Recording] = field(default_factory=dict)
+    used: set[str] = field(default_factory=set)
+    recorded: set[str] = field(default_factory=set)
+
+
 def _round_clients(
     opened: OpenedRun,
     state: BatchState,
     pending: dict[str, PendingRequest],
     settings: BatchSettings,
-    memo: dict[str, Recording],
+    memo: _Memo,
 ) -> RoleClients:
     """Each role's client for one pass: recordings (record/auto) over the call store (which replays
     every kept answer, so that re-asks happen) over the round's answers."""
@@ -195,9 +205,10 @@ def _round_clients(
 
     def client(role: str, role_settings: LLMSettings) -> ChatClient:
         inner: ChatClient = RoundClient(role, role_settings, answers, state, pending, latency, settings.max_attempts)
-        inner = CallStore(inner, run_dir / CALLS_DIR, replay_all=True, memo=memo)
+        inner = CallStore(inner, run_dir / CALLS_DIR, replay_all=True, memo=memo.calls)
         if role_settings.mode in ("record", "auto") and role_settings.recordings_dir is not None:
-            inner = RecordingClient(inner, role_settings.recordings_dir, role_settings.mode)
+            inner = RecordingClient(inner, role_settings.recordings_dir, role_settings.mode, used_keys=memo.used,
+                                    recorded=memo.recorded)  # fmt: skip
         return inner
 
     return RoleClients(client("learner", opened.roles.learner), client("judge", opened.roles.judge))
