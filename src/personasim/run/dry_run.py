@@ -13,12 +13,13 @@ from personasim.inputs.criteria import derive_criteria
 from personasim.inputs.module import LearningModule
 from personasim.inputs.persona import Persona
 from personasim.llm.costs import PriceTable
-from personasim.prompts import Prompts
+from personasim.prompts import JUDGE_STEP_CHARS, Prompts
 from personasim.records.usage import Usage
 from personasim.run.config import RunConfig
 
 CHARS_PER_TOKEN = 4
 ASSUMED_ANSWER_TOKENS = {"learner": 250, "judge": 150}
+JUDGE_TEMPLATE_CHARS = 3000  # the judge's rubric, instructions and learner profile
 
 
 @dataclass
@@ -41,7 +42,7 @@ def _tokens(chars: int) -> int:
 
 
 def _walkthrough(persona: Persona, module: LearningModule, prompts: Prompts, recap: bool) -> tuple[int, int]:
-    """(prompt characters over every learner call, characters of the whole walkthrough)."""
+    """(prompt characters over every learner call, characters a judge call reads before its criterion)."""
     answer = ASSUMED_ANSWER_TOKENS["learner"] * CHARS_PER_TOKEN
     history = len(prompts.persona_system(persona))
     total = 0
@@ -51,10 +52,14 @@ def _walkthrough(persona: Persona, module: LearningModule, prompts: Prompts, rec
         history += (len(prompts.step_recap(module, index)) if recap else len(turn)) + answer
     reflection = prompts.end_reflection(persona, module)
     total += history + len(reflection)
-    walkthrough = len(prompts.persona_system(persona)) + sum(
-        len(prompts.step_turn(persona, module, i)) + answer for i in range(1, len(module.steps) + 1)
-    ) + len(reflection) + answer  # fmt: skip
-    return total, walkthrough
+    return total, _judge_system_chars(module, answer)
+
+
+def _judge_system_chars(module: LearningModule, answer: int) -> int:
+    """What a judge call reads before its criterion: the rubric and profile (about as long as the
+    template), each step's title and its text cut to JUDGE_STEP_CHARS, and every answer."""
+    steps = sum(len(step.title) + min(len(step.content), JUDGE_STEP_CHARS) for step in module.steps)
+    return JUDGE_TEMPLATE_CHARS + steps + (len(module.steps) + 1) * answer
 
 
 def estimate_run(
