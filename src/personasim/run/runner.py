@@ -8,7 +8,9 @@ its grading run to the end before the next starts.
 Nothing finished is lost on Ctrl-C or a crash: a unit's transcript and grades are written before
 its record is appended to `units.jsonl`. `resume` skips units finished with the same config
 hash and redoes failed, changed and missing ones. The results table is always rebuilt from the
-per-unit grade files, in plan order, so a resumed run equals an uninterrupted one.
+per-unit grade files, in plan order (`finalize.py`), so a resumed run equals an uninterrupted one.
+A batch run (`batch_run.py`) makes one pass a round: a unit waiting for its round's answer
+(`CallPending`) is left unrecorded, to go on in the next pass.
 
 An endpoint that can serve no call (refused, not found, not serving the model: `EndpointError`)
 or an output that cannot be written (`CannotWrite`) stops the whole run rather than failing its
@@ -25,7 +27,6 @@ from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from personasim.analysis.results import (
     GradeFile,
@@ -61,9 +62,6 @@ from personasim.run.state import (
     write_inputs,
 )
 from personasim.run.stopping import RunStop, remove_if_untouched
-
-if TYPE_CHECKING:
-    pass
 
 logger = logging.getLogger(__name__)
 
