@@ -48,9 +48,11 @@ def test_detach_status_and_resume_in_separate_processes(tmp_path: Path) -> None:
                     "--detach")  # fmt: skip
         assert "round 1 submitted (2 requests)" in first.stderr and "personasim batch status b" in first.stderr
         assert not (tmp_path / "b" / "results.csv").exists()
-        status = json.loads(cli("batch", "status", "b", "--out", str(tmp_path), "--json").stdout)
+        noted = json.loads(cli("batch", "status", "b", "--out", str(tmp_path), "--json", "--no-refresh").stdout)
+        assert [(s["round"], s["requests"], s["state"]) for s in noted["submissions"]] == [(1, 2, "in_progress")]
+        status = json.loads(cli("batch", "status", "b", "--out", str(tmp_path), "--json").stdout)  # asks the engine
         assert status["finished_at"] is None
-        assert [(s["round"], s["requests"], s["state"]) for s in status["submissions"]] == [(1, 2, "in_progress")]
+        assert [(s["round"], s["requests"], s["state"]) for s in status["submissions"]] == [(1, 2, "completed")]
         assert status["submissions"][0]["batch_id"] in server.batches
         collected = cli("batch", "collect", "b", "--out", str(tmp_path))  # round 1 done: round 2 goes out
         assert "round 1: 2 answered, 0 to send again" in collected.stderr and "round 2 submitted" in collected.stderr

@@ -84,14 +84,23 @@ def status_cmd(
     run_ref: str = typer.Argument(..., metavar="RUN", help="Run id (under --out) or run folder"),
     out: Path = OutOpt,
     as_json: bool = typer.Option(False, "--json", help="Print the rows as JSON"),
-) -> None:
+    refresh: bool = typer.Option(True, "--refresh/--no-refresh", help="Ask the engine first where the round under way stands" + default("ask")),
+) -> None:  # fmt: skip
     """Rounds, batch ids, request counts and states of a batch run."""
+    import asyncio
+
     from rich.console import Console
 
     from personasim.cli.tables import Col, print_table
     from personasim.llm.batch.rounds import describe, load_state
+    from personasim.run.batch_run import refresh_round
+    from personasim.run.config import Given, resolve_run
+    from personasim.run.state import read_run_config
 
     run_dir = _run_dir(run_ref, out)
+    if refresh:
+        config = resolve_run(Given(resumed=read_run_config(run_dir)), run_id=run_dir.name, out_dir=run_dir.parent)
+        asyncio.run(refresh_round(config))
     state = load_state(run_dir, "openai")
     rows = describe(state)
     if as_json:

@@ -233,6 +233,26 @@ def _finish(opened: OpenedRun, config: RunConfig, state: BatchState, done: Pass,
     return outcome
 
 
+async def refresh_round(config: RunConfig) -> None:
+    """Ask the engine where the round under way stands, and note it (nothing collected, nothing sent)."""
+    if config.batch is None:
+        raise InputError(None, None, "this run is not a batch run (it was started without --batch)")
+    state = load_state(config.run_dir, config.batch.engine)
+    round_ = state.open_round()
+    if round_ is None:
+        return
+    roles = config.roles()
+    engine = make_engine(config.batch, {"learner": roles.learner, "judge": roles.judge})
+    try:
+        folder = batch_dir(config.run_dir) / round_.folder
+        for submission in round_.submissions:
+            if submission.batch_id is not None and not submission.finished:
+                await engine.refresh(folder, submission)
+        save_state(config.run_dir, state)
+    finally:
+        await engine.aclose()
+
+
 async def cancel_round(config: RunConfig, index: int | None = None) -> int:
     """Cancel the submitted batches of round `index` (default: the round under way); how many."""
     if config.batch is None:
