@@ -166,15 +166,12 @@ def cancel_cmd(
 
 def print_dry_run(config: Any, personas: list[Any], modules: list[Any]) -> None:
     """`run --dry-run`: the planned calls, rounds, tokens and cost; nothing is called or written."""
-    from personasim.analysis.results import RunPaths
     from personasim.cli.output import format_cost_line
     from personasim.prompts import Prompts
     from personasim.run.dry_run import ASSUMED_ANSWER_TOKENS, estimate_run
-    from personasim.run.state import read_inputs
+    from personasim.run.state import inputs_or_snapshot
 
-    if (not personas or not modules) and RunPaths(config.run_dir).inputs.is_file():
-        snapshot = read_inputs(RunPaths(config.run_dir))
-        personas, modules = personas or snapshot[0], modules or snapshot[1]
+    personas, modules = inputs_or_snapshot(config.run_dir, personas, modules)
     estimate = estimate_run(config, personas, modules, Prompts(config.prompts_dir))
     tokens = {role: estimate.prompt_tokens[role] + estimate.completion_tokens[role] for role in ("learner", "judge")}
     say(

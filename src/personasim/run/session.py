@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from personasim.analysis.results import RunPaths
 from personasim.fileio import atomic_write_text, check_writable
 from personasim.inputs.criteria import derive_criteria
 from personasim.inputs.module import LearningModule
@@ -33,7 +32,7 @@ from personasim.llm.types import ChatClient
 from personasim.prompts import Prompts
 from personasim.run.config import Given, RunConfig, resolve_run
 from personasim.run.runner import RunOutcome, RunProgress, regrade, run
-from personasim.run.state import read_inputs
+from personasim.run.state import inputs_or_snapshot
 from personasim.run.suite import Suite, check_recordings_current, check_thresholds, load_suite, write_recorded_with
 
 USED_KEYS = "used_keys.txt"  # what `personasim recordings prune --used` reads
@@ -140,10 +139,7 @@ def _counted(clients: RoleClients, opened: OpenedRun, progress: RunProgress | No
 
 
 def _planned_calls(opened: OpenedRun, simulate: bool) -> list[int]:
-    personas, modules = opened.personas, opened.modules
-    if (not personas or not modules) and RunPaths(opened.config.run_dir).inputs.is_file():
-        snapshot = read_inputs(RunPaths(opened.config.run_dir))
-        personas, modules = personas or snapshot[0], modules or snapshot[1]
+    personas, modules = inputs_or_snapshot(opened.config.run_dir, opened.personas, opened.modules)
     judged, samples = opened.config.judge_samples, opened.config.samples
     per_pair = [
         (len(module.steps) + 1 if simulate else 0)

@@ -132,6 +132,18 @@ def read_inputs(paths: RunPaths) -> tuple[list[Persona], list[LearningModule]]:
         raise InputError(paths.inputs, None, f"unreadable inputs snapshot: {exc}") from exc
 
 
+def inputs_or_snapshot(
+    run_dir: Path, personas: list[Persona], modules: list[LearningModule]
+) -> tuple[list[Persona], list[LearningModule]]:
+    """The personas and modules given, each empty list filled from the run's snapshot when it has one
+    (a resumed run named without its inputs)."""
+    paths = RunPaths(run_dir)
+    if (personas and modules) or not paths.inputs.is_file():
+        return personas, modules
+    snapshot = read_inputs(paths)
+    return personas or snapshot[0], modules or snapshot[1]
+
+
 def read_run_config(run_dir: str | Path) -> RunConfig:
     """The configuration the run was made with (version 1 folders: samples, judge_samples,
     sequential and one settings block, which both roles then share)."""
