@@ -5,8 +5,8 @@
 
 1. One round of `--requests` requests (each a real first-step request of a seed persona, ~6 KB,
    made distinct by its sample index): building it (`write_round`: JSONL lines, files, state),
-   ingesting its answers (`collect_round` + `round_answers`: output files read, matched by
-   custom_id, failures counted) and the next pass's use of them (`RoundClient` answering each
+   ingesting its answers (`collect_round`: output files read once, matched by custom_id, failures
+   counted) and the next pass's use of them (`RoundClient` answering each
    request, the call store keeping it as a live call), each timed, with the time per request.
 2. A whole batch run (the seed suite x `--samples`) against the Batch API test double answering
    instantly (in this process, at its completing poll): each round's wall time split into the
@@ -95,8 +95,7 @@ async def one_round(count: int, root: Path) -> dict[str, float]:
         submission.output_file, submission.state = name, "completed"
 
     started = time.perf_counter()
-    rounds_module.collect_round(root, state, round_)
-    answers = rounds_module.round_answers(root, round_)
+    answers, _ = rounds_module.collect_round(root, state, round_)
     timings["collect (read outputs, match custom_ids)"] = time.perf_counter() - started
 
     started = time.perf_counter()

@@ -104,7 +104,7 @@ class OpenAIBatchEngine:
         save()
 
     async def refresh(self, round_dir: Path, submission: Submission) -> None:
-        if submission.batch_id is None or submission.finished:
+        if not submission.under_way:
             return
         client, batch_id = self._client(submission), submission.batch_id
         batch = await self._call(submission, f"polling batch {batch_id}", lambda: client.batches.retrieve(batch_id))
@@ -122,7 +122,7 @@ class OpenAIBatchEngine:
         submission.state, submission.finished_at = batch.status, _now()
 
     async def cancel(self, submission: Submission) -> None:
-        if submission.batch_id is None or submission.finished:
+        if not submission.under_way:
             return
         client, batch_id = self._client(submission), submission.batch_id
         batch = await self._call(submission, f"cancelling batch {batch_id}", lambda: client.batches.cancel(batch_id))

@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
-from personasim.analysis.results import read_manifest, run_cost, write_manifest
 from personasim.errors import InputError
 from personasim.llm.batch.engine import Engine, make_engine
 from personasim.llm.batch.lines import PendingRequest
@@ -39,7 +40,6 @@ from personasim.llm.replay import Recording, RecordingClient
 from personasim.llm.roles import RoleClients
 from personasim.llm.settings import LLMSettings
 from personasim.llm.types import ChatClient
-from personasim.records.usage import Usage
 from personasim.run.config import RunConfig
 from personasim.run.finalize import RunOutcome, finalize
 from personasim.run.runner import Pass, run_pass
@@ -76,9 +76,7 @@ def check_batch_config(config: RunConfig) -> None:
 
 
 def batch_settings(opened: OpenedRun) -> BatchSettings:
-    settings = opened.config.batch
-    if settings is None:
-        raise InputError(None, None, "this run is not a batch run (it was started without --batch)")
+    settings = _batch_of(opened.config)
     check_batch_config(opened.config)
     return settings
 
@@ -105,9 +103,11 @@ async def execute_batch(
             if under_way is not None:
                 if not await _advance(engine, run_dir, state, under_way, settings, progress, wait=not detach):
                     return Detached(run_dir, under_way)
-                answered, unanswered = collect_round(run_dir, state, under_way)
-                progress.batch_event(f"round {under_way.index}: {answered} answered, {unanswered} to send again")
-            done, pending = await _pass(opened, config, state, settings, memo, given_up)
+                answers, unanswered = collect_round(run_dir, state, under_way)
+                progress.batch_event(f"round {under_way.index}: {len(answers)} answered, {unanswered} to send again")
+            else:  # collected by an earlier process (or nothing sent yet)
+                answers = round_answers(run_dir, state.last_collected())
+            done, pending = await _pass(opened, config, state, answers, settings, memo, given_up)
             config = config.model_copy(update={"resume": True})
             given_up |= {record.unit_id for record in done.records if record.status == "failed"}
             if not pending:
@@ -120,12 +120,12 @@ async def execute_batch(
 
 
 async def _pass(
-    opened: OpenedRun, config: RunConfig, state: BatchState, settings: BatchSettings,
-    memo: _Memo, given_up: set[str],
+    opened: OpenedRun, config: RunConfig, state: BatchState, answers: dict[str, dict[str, Any]],
+    settings: BatchSettings, memo: _Memo, given_up: set[str],
 ) -> tuple[Pass, dict[str, PendingRequest]]:  # fmt: skip
     """The pipeline over the kept calls and the round just collected: (the pass, the calls it waits for)."""
     pending: dict[str, PendingRequest] = {}
-    clients = _round_clients(opened, state, pending, settings, memo)
+    clients = _round_clients(opened, state, answers, pending, settings, memo)
     try:
         done = await run_pass(clients, opened.personas, opened.modules, roles=opened.roles, prompts=opened.prompts,
                               config=config, skip=given_up)  # fmt: skip
@@ -163,7 +163,7 @@ async def _advance(
     def save() -> None:
         save_state(run_dir, state)
 
-    unsent = [s for s in round_.submissions if s.batch_id is None and not s.finished]
+    unsent = [s for s in round_.submissions if s.batch_id is None and not s.finished]  # a crash may leave some
     await asyncio.gather(*(engine.submit(folder, s, metadata, save) for s in unsent))
     save()
     clock = time.monotonic()
@@ -193,6 +193,7 @@ class _Memo:
 def _round_clients(
     opened: OpenedRun,
     state: BatchState,
+    answers: dict[str, dict[str, Any]],
     pending: dict[str, PendingRequest],
     settings: BatchSettings,
     memo: _Memo,
@@ -201,7 +202,7 @@ def _round_clients(
     every kept answer, so that re-asks happen) over the round's answers."""
     run_dir = opened.config.run_dir
     last = state.last_collected()
-    answers, latency = round_answers(run_dir, last), last.waited_s if last else 0.0
+    latency = last.waited_s if last else 0.0
 
     def client(role: str, role_settings: LLMSettings) -> ChatClient:
         inner: ChatClient = RoundClient(role, role_settings, answers, state, pending, latency, settings.max_attempts)
@@ -222,56 +223,56 @@ def _finish(opened: OpenedRun, config: RunConfig, state: BatchState, done: Pass,
                "resent": sum(state.attempts.values())}  # fmt: skip
     outcome = finalize(done.paths, done.units, opened.roles, opened.prompts, config,
                        prices.batch_prices() if prices else None, done.started, done.duration_s,
-                       saved=done.saved, batch=summary)  # fmt: skip
+                       saved=done.saved, batch=summary, live_prices=prices)  # fmt: skip
     state.finished_at = now()
     save_state(config.run_dir, state)
-    manifest = read_manifest(outcome.run_dir)
-    totals = {k: Usage.model_validate(v) for k, v in manifest.usage.items()}
-    live = run_cost(opened.roles.learner.model, opened.roles.judge.model, totals, prices)
-    outcome.manifest = manifest.model_copy(update={"batch": {**summary, "cost_live_usd": live}})
-    write_manifest(outcome.run_dir, outcome.manifest)
     return outcome
 
 
-async def refresh_round(config: RunConfig) -> None:
-    """Ask the engine where the round under way stands, and note it (nothing collected, nothing sent)."""
+def _batch_of(config: RunConfig) -> BatchSettings:
     if config.batch is None:
         raise InputError(None, None, "this run is not a batch run (it was started without --batch)")
-    state = load_state(config.run_dir, config.batch.engine)
-    round_ = state.open_round()
-    if round_ is None:
-        return
+    return config.batch
+
+
+@asynccontextmanager
+async def _engine_for(config: RunConfig) -> AsyncIterator[Engine]:
+    """The run's engine, for a command outside the rounds (status, cancel); closed afterwards."""
     roles = config.roles()
-    engine = make_engine(config.batch, {"learner": roles.learner, "judge": roles.judge})
+    engine = make_engine(_batch_of(config), {"learner": roles.learner, "judge": roles.judge})
     try:
-        folder = batch_dir(config.run_dir) / round_.folder
-        for submission in round_.submissions:
-            if submission.batch_id is not None and not submission.finished:
-                await engine.refresh(folder, submission)
-        save_state(config.run_dir, state)
+        yield engine
     finally:
         await engine.aclose()
 
 
+async def refresh_round(config: RunConfig) -> None:
+    """Ask the engine where the round under way stands, and note it (nothing collected, nothing sent)."""
+    state = load_state(config.run_dir, _batch_of(config).engine)
+    round_ = state.open_round()
+    if round_ is None:
+        return
+    async with _engine_for(config) as engine:
+        folder = batch_dir(config.run_dir) / round_.folder
+        for submission in round_.submissions:
+            if submission.under_way:
+                await engine.refresh(folder, submission)
+        save_state(config.run_dir, state)
+
+
 async def cancel_round(config: RunConfig, index: int | None = None) -> int:
     """Cancel the submitted batches of round `index` (default: the round under way); how many."""
-    if config.batch is None:
-        raise InputError(None, None, "this run is not a batch run (it was started without --batch)")
-    state = load_state(config.run_dir, config.batch.engine)
+    state = load_state(config.run_dir, _batch_of(config).engine)
     round_ = state.open_round() if index is None else next((r for r in state.rounds if r.index == index), None)
     if round_ is None:
         raise InputError(
             batch_dir(config.run_dir), None, "no round under way" if index is None else f"no round {index}"
         )
-    roles = config.roles()
-    engine = make_engine(config.batch, {"learner": roles.learner, "judge": roles.judge})
     cancelled = 0
-    try:
+    async with _engine_for(config) as engine:
         for submission in round_.submissions:
-            if submission.batch_id is not None and not submission.finished:
+            if submission.under_way:
                 await engine.cancel(submission)
                 cancelled += 1
                 save_state(config.run_dir, state)
-    finally:
-        await engine.aclose()
     return cancelled

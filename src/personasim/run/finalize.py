@@ -71,11 +71,13 @@ def finalize(
     regraded_at: str | None = None,
     saved: Mapping[str, tuple[Transcript, GradeFile]] | None = None,
     batch: dict[str, Any] | None = None,
+    live_prices: PriceTable | None = None,
 ) -> RunOutcome:
     """Rebuild the results table and manifest from the per-unit files, in plan order (`saved`:
     what this process wrote to those files, so it is not read back), and write the run's coverage
     before simulation (`coverage.json`: which steps address each persona criterion, no model).
-    `batch`: a batch run's rounds and what the same calls cost live, for the manifest."""
+    `batch`: a batch run's rounds, for the manifest, with what the same calls cost at `live_prices`
+    (`prices` are then its batch prices)."""
     from personasim.analysis.gaps import coverage_for_run  # bm25s loads only when a run ends
     from personasim.analysis.gaps_types import COVERAGE_FILE, write_coverage
 
@@ -123,7 +125,12 @@ def finalize(
         cost_usd=run_cost(roles.learner.model, roles.judge.model, totals, prices),
         rows=len(frame),
         regraded_at=regraded_at,
-        batch=batch,
+        batch=None
+        if batch is None
+        else {
+            **batch,
+            "cost_live_usd": run_cost(roles.learner.model, roles.judge.model, totals, live_prices),
+        },  # fmt: skip
         health=health_to_dict(assess_health([transcript for transcript, _ in loaded], frame, coverage=coverage)),
     )
     write_manifest(paths.root, manifest)

@@ -3,8 +3,8 @@ endpoint and model, split at the file limits or into shards) and the answers rea
 
     state = load_state(run_dir, "openai")
     round_ = write_round(run_dir, state, pending, settings, roles)   # then an engine answers it
-    collect_round(run_dir, state, round_)                            # failures counted per request
-    answers = round_answers(run_dir, state.last_collected())
+    answers, failed = collect_round(run_dir, state, round_)          # failures counted per request
+    answers = round_answers(run_dir, state.last_collected())         # in a later process
 """
 
 from __future__ import annotations
@@ -106,10 +106,10 @@ def _results(folder: Path, round_: Round) -> tuple[dict[str, dict[str, Any]], di
     return answers_of(results)
 
 
-def collect_round(run_dir: Path, state: BatchState, round_: Round) -> tuple[int, int]:
+def collect_round(run_dir: Path, state: BatchState, round_: Round) -> tuple[dict[str, dict[str, Any]], int]:
     """Count every request of the round that got no answer (a failed line, an expired, failed or
     cancelled batch, a line missing from the output) as one more attempt; mark the round collected.
-    Returns (answered, failed)."""
+    Returns (the answer bodies by custom_id, how many failed)."""
     folder = batch_dir(run_dir) / round_.folder
     answers, failures = _results(folder, round_)
     failed = 0
@@ -123,11 +123,12 @@ def collect_round(run_dir: Path, state: BatchState, round_: Round) -> tuple[int,
             state.last_error[key] = failures.get(key, why_missing)
     round_.collected_at = now()
     save_state(run_dir, state)
-    return round_.requests - failed, failed
+    return answers, failed
 
 
 def round_answers(run_dir: Path, round_: Round | None) -> dict[str, dict[str, Any]]:
-    """The answer bodies of a collected round, by custom_id (the replay key)."""
+    """The answer bodies of a collected round, by custom_id (the replay key): what `collect_round`
+    returned, for a process that did not collect it."""
     if round_ is None:
         return {}
     return _results(batch_dir(run_dir) / round_.folder, round_)[0]

@@ -58,6 +58,11 @@ class Submission(BaseModel):
     def finished(self) -> bool:
         return self.state in TERMINAL
 
+    @property
+    def under_way(self) -> bool:
+        """Sent to the engine and not finished there yet."""
+        return self.batch_id is not None and not self.finished
+
 
 class Round(BaseModel):
     model_config = ConfigDict(extra="forbid")
