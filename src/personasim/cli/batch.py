@@ -106,9 +106,11 @@ def status_cmd(
     if as_json:
         print_json({"engine": state.engine, "finished_at": state.finished_at, "submissions": rows})
         return
-    cols = [Col("round", True, "right"), Col("file", True), Col("requests", True, "right"), Col("batch", True),
-            Col("state", True), Col("done", True, "right"), Col("failed", True, "right"), Col("error")]  # fmt: skip
-    keys = ("round", "file", "requests", "batch_id", "state", "completed", "failed", "error")
+    # The file's name (endpoint, model, part) is in --json; here its part, so that 80 columns hold a row.
+    cols = [Col("round", True, "right"), Col("part", True, "right"), Col("requests", True, "right"),
+            Col("batch", True), Col("state", True), Col("done", True, "right"), Col("failed", True, "right"),
+            Col("error")]  # fmt: skip
+    keys = ("round", "part", "requests", "batch_id", "state", "completed", "failed", "error")
     print_table(Console(), cols, [[row[k] for k in keys] for row in rows], title=f"batch run {run_dir.name}")
     if state.finished_at:
         say(f"finished {state.finished_at}; results in {run_dir}")

@@ -137,7 +137,7 @@ def round_answers(run_dir: Path, round_: Round | None) -> dict[str, dict[str, An
 def describe(state: BatchState) -> list[dict[str, Any]]:
     """One row per submission of every round (for `personasim batch status`)."""
     return [
-        {"round": r.index, "file": s.input_file, "requests": s.requests, "batch_id": s.batch_id or "",
+        {"round": r.index, "file": s.input_file, "part": s.part, "requests": s.requests, "batch_id": s.batch_id or "",
          "state": "collected" if r.collected_at and s.finished else s.state, "completed": s.completed,
          "failed": s.failed, "error": s.error or ""}
         for r in state.rounds for s in r.submissions
